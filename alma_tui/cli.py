@@ -1,0 +1,427 @@
+"""`alma-tui`: the command line. Fast to start (nothing heavy at import), one clear line on error.
+
+Exit codes: 0 ok, 1 error (one message, no traceback), 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REPO = "designs_repo"
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def _repo_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", default=DEFAULT_REPO, type=Path,
+                   help=f"designs repo (git) holding the search; default ./{DEFAULT_REPO}")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _repo_arg(p)
+    p.add_argument("--domain", default=None, help="domain to search on (default household; see `alma-tui domains`)")
+    p.add_argument("--meta-model", default=None, help="litellm model of the meta agent (default offline/meta)")
+    p.add_argument("--agent-model", default=None, help="litellm model of the acting agent (default offline/agent)")
+    p.add_argument("--design-model", default=None, help="model behind a design's llm() (default: agent model)")
+    p.add_argument("--embedding-model", default=None,
+                   help="litellm embedding model behind a design's embed() (default: local hashing embedding)")
+    p.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server (ollama, vllm)")
+    p.add_argument("--iterations", type=int, default=None, help="run until N iterations in total (default 5)")
+    p.add_argument("--parents", type=int, default=None, help="parents (children) per iteration (default 2)")
+    p.add_argument("--selection", choices=["open-ended", "greedy"], default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--budget-usd", type=float, default=None)
+    p.add_argument("--budget-tokens", type=int, default=None)
+    p.add_argument("--collection", type=int, default=None, help="collection tasks per evaluation (default 12)")
+    p.add_argument("--deployment", type=int, default=None, help="deployment tasks per evaluation (default 12)")
+    p.add_argument("--runs", type=int, default=None, help="deployment runs per evaluation (default 3)")
+    p.add_argument("--concurrency", type=int, default=None, help="episodes run at once (default 4)")
+    p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alma-tui",
+        description="Run, watch and steer an ALMA search over agent memory designs written as code.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    _run_args(sub.add_parser("run", help="start or resume a search (default command)"))
+    _repo_arg(sub.add_parser("watch", help="attach the TUI to a search running elsewhere"))
+    ev = sub.add_parser("eval", help="evaluate one design (id, git rev, built-in name or .py path)")
+    ev.add_argument("design")
+    _repo_arg(ev)
+    ev.add_argument("--domain", default=None)
+    ev.add_argument("--agent-model", default=None)
+    ev.add_argument("--split", default="test", choices=["train", "test"])
+    ev.add_argument("--runs", type=int, default=3)
+    ev.add_argument("--collection", type=int, default=12)
+    ev.add_argument("--deployment", type=int, default=12)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true")
+    ds = sub.add_parser("designs", help="the archive as a table")
+    _repo_arg(ds)
+    ds.add_argument("--json", action="store_true")
+    for kind in ("pin", "unpin", "veto", "unveto"):
+        sp = sub.add_parser(kind, help=f"{kind} a design (takes effect at the next selection)")
+        sp.add_argument("design")
+        _repo_arg(sp)
+    for kind in ("pause", "resume", "stop"):
+        _repo_arg(sub.add_parser(kind, help=f"{kind} the search running in the repo"))
+    hp = sub.add_parser("hint", help="add a hint for the meta agent's next analysis")
+    hp.add_argument("text")
+    _repo_arg(hp)
+    sub.add_parser("domains", help="available domains and what they still need")
+    sub.add_parser("baselines", help="built-in memory designs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return _dispatch(args)
+    except CliError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+def _err(msg: str) -> None:
+    print(f"alma-tui: error: {msg}", file=sys.stderr)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "run":
+        return cmd_run(args)
+    if cmd == "watch":
+        return cmd_watch(args)
+    if cmd == "designs":
+        return cmd_designs(args)
+    if cmd in ("pin", "unpin", "veto", "unveto"):
+        return cmd_steer(args.repo, cmd, args.design)
+    if cmd in ("pause", "resume", "stop"):
+        return cmd_steer(args.repo, cmd, None)
+    if cmd == "hint":
+        return cmd_steer(args.repo, "hint", None, args.text)
+    if cmd == "domains":
+        return cmd_domains()
+    if cmd == "baselines":
+        return cmd_baselines()
+    if cmd == "eval":
+        return cmd_eval(args)
+    raise CliError(f"unknown command {cmd}")
+
+
+# -- run ------------------------------------------------------------------------------------------
+def config_from_args(args: argparse.Namespace) -> Any:
+    """Flags over the settings stored in the repo (a resume keeps them) over defaults."""
+    from alma_tui.engine.config import SearchConfig
+    from alma_tui.store.db import db_path
+
+    repo = Path(args.repo)
+    cfg = SearchConfig(repo=repo)
+    path = db_path(repo)
+    if path.exists():
+        from alma_tui.store import Store
+
+        run = Store(repo, create=False).get_run()
+        if run is not None:
+            cfg = SearchConfig.from_json(run.settings_json)
+            cfg.repo = repo
+    simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
+              "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",
+              "iterations": "iterations", "selection": "selection", "seed": "seed",
+              "budget_usd": "budget_usd", "budget_tokens": "budget_tokens"}
+    for flag, attr in simple.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(cfg, attr, value)
+    for flag, attr in {"collection": "n_collection", "deployment": "n_deployment", "runs": "runs",
+                       "concurrency": "concurrency"}.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value < 1:
+                raise CliError(f"--{flag} must be at least 1")
+            setattr(cfg.eval, attr, value)
+    if getattr(args, "parents", None) is not None:
+        from dataclasses import replace
+
+        if args.parents < 1:
+            raise CliError("--parents must be at least 1")
+        cfg.params = replace(cfg.params, k=args.parents)
+    if cfg.iterations < 0:
+        raise CliError("--iterations must be >= 0")
+    cfg.eval.seed = cfg.seed
+    return cfg
+
+
+def _check_repo_writable(repo: Path) -> None:
+    target = repo
+    while not target.exists():
+        target = target.parent
+    if not target.is_dir():
+        raise CliError(f"cannot use {repo} as a designs repo: {target} is not a directory")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write to {target}: permission denied (choose another --repo)")
+
+
+def _check_models(cfg: Any) -> None:
+    from alma_tui.llm.client import ModelError, check_model
+
+    models = {cfg.meta_model, cfg.agent_model}
+    if cfg.design_model:
+        models.add(cfg.design_model)
+    try:
+        for m in sorted(models):
+            check_model(m, cfg.api_base)
+    except ModelError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from alma_tui.domains import get_domain
+
+    cfg = config_from_args(args)
+    _check_repo_writable(Path(cfg.repo))
+    try:
+        get_domain(cfg.domain)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]) if exc.args else f"unknown domain {cfg.domain!r}") from exc
+    _check_models(cfg)
+    if not args.headless:
+        return _run_with_tui(args, cfg)
+    return run_headless(cfg)
+
+
+def run_headless(cfg: Any, quiet: bool = False) -> int:
+    import signal
+
+    from alma_tui.engine.search import Search, SearchError
+    from alma_tui.headless import HeadlessReporter
+    from alma_tui.lineage import LineageError
+    from alma_tui.store import StoreError
+
+    reporter = None if quiet else HeadlessReporter()
+    search = Search(cfg, reporter)
+    interrupts = [0]
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        interrupts[0] += 1
+        search.cancel.set()
+        if interrupts[0] > 1:
+            raise KeyboardInterrupt
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        try:
+            search.open()
+        except (SearchError, StoreError, LineageError) as exc:
+            raise CliError(str(exc)) from exc
+        if reporter is not None:
+            reporter.start(search)
+        try:
+            status = search.run()
+        except SearchError as exc:
+            search._set_status("error", str(exc))
+            raise CliError(str(exc)) from exc
+        finally:
+            if reporter is not None:
+                reporter.stop()
+        if reporter is not None:
+            reporter.summary(search, status)
+        return 0 if status in ("done", "budget") else (130 if status == "stopped" and interrupts[0] else
+                                                       (1 if status == "error" else 0))
+    finally:
+        search.close()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
+    if not sys.stdout.isatty():
+        raise CliError("the TUI needs a terminal; use `alma-tui run --headless` for a search without one")
+    from alma_tui.tui.app import run_tui
+
+    engine_argv = ["run", "--headless", "--repo", str(cfg.repo)]
+    for flag in ("domain", "meta_model", "agent_model", "design_model", "embedding_model", "api_base",
+                 "iterations", "parents", "selection", "seed", "budget_usd", "budget_tokens", "collection",
+                 "deployment", "runs", "concurrency"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            engine_argv += [f"--{flag.replace('_', '-')}", str(value)]
+    return run_tui(Path(cfg.repo), engine_argv=engine_argv)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from alma_tui.store.db import db_path
+
+    if not db_path(args.repo).exists():
+        raise CliError(f"no alma-tui search found in {args.repo}; start one with `alma-tui run --repo {args.repo}`")
+    if not sys.stdout.isatty():
+        raise CliError("the TUI needs a terminal")
+    from alma_tui.tui.app import run_tui
+
+    return run_tui(Path(args.repo), engine_argv=None)
+
+
+# -- archive and steering -------------------------------------------------------------------------
+def _open_store(repo: Path) -> Any:
+    from alma_tui.store import Store, StoreError
+
+    try:
+        return Store(repo, create=False)
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def design_rows(store: Any) -> list[dict[str, Any]]:
+    return [
+        {"id": d.id, "parent": d.parent_id, "title": d.title, "score": d.score, "score_se": d.score_se,
+         "status": d.status, "commit": d.commit, "iteration": d.iteration, "origin": d.origin,
+         "visits": d.visits, "pinned": d.pinned, "vetoed": d.vetoed, "repairs": d.repairs, "error": d.error}
+        for d in store.designs()
+    ]
+
+
+def cmd_designs(args: argparse.Namespace) -> int:
+    store = _open_store(args.repo)
+    rows = design_rows(store)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+
+    from alma_tui.headless import archive_table
+
+    Console().print(archive_table(rows))
+    return 0
+
+
+def cmd_steer(repo: Path, kind: str, design: str | None, text: str = "") -> int:
+    from alma_tui.store import StoreError
+
+    store = _open_store(repo)
+    design_id = None
+    if design is not None:
+        d = store.resolve_design(design)
+        if d is None:
+            raise CliError(f"unknown design {design!r} in {repo} (see `alma-tui designs --repo {repo}`)")
+        design_id = d.id
+    if kind == "hint" and not text.strip():
+        raise CliError("a hint needs some text")
+    try:
+        store.command(kind, design_id, text, source="cli")
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"{kind} {design_id or text or ''}".strip() + " recorded; the search applies it at its next selection")
+    return 0
+
+
+def cmd_domains() -> int:
+    from alma_tui.domains import list_domains
+
+    for name, description, missing in list_domains():
+        state = "ready" if not missing else f"needs: {missing}"
+        print(f"{name:12} {description}  [{state}]")
+    return 0
+
+
+def cmd_baselines() -> int:
+    from alma_tui.designs import BUILTIN
+
+    for name, (title, _path) in BUILTIN.items():
+        print(f"{name:22} {title}")
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------------
+def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
+    """(label, code) of a design given as a .py path, a built-in name, an archive id or a git rev."""
+    from alma_tui.designs import BUILTIN, builtin_source
+
+    path = Path(ref)
+    if ref.endswith(".py"):
+        if not path.is_file():
+            raise CliError(f"no such design file: {ref}")
+        return str(path), path.read_text()
+    if ref in BUILTIN:
+        return ref, builtin_source(ref)
+    from alma_tui.store.db import db_path
+
+    if db_path(repo).exists():
+        store = _open_store(repo)
+        d = store.resolve_design(ref)
+        if d is not None and d.code:
+            return d.id, d.code
+    if (repo / ".git").exists():
+        import git
+
+        try:
+            rev = ref if "/" in ref or len(ref) >= 7 else f"design/{ref}"
+            code = git.Repo(repo).git.show(f"{rev}:design.py")
+            return ref, code
+        except git.GitCommandError:
+            pass
+    raise CliError(f"unknown design {ref!r}: not a .py file, built-in ({', '.join(BUILTIN)}), "
+                   f"archive id or git rev in {repo}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from alma_tui.domains import get_domain
+    from alma_tui.engine.evaluator import EvalSettings, EvaluationFailed, Evaluator
+    from alma_tui.llm.client import LLMClient
+
+    label, code = resolve_design_code(args.design, Path(args.repo))
+    domain_name = args.domain or "household"
+    try:
+        domain = get_domain(domain_name)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]) if exc.args else f"unknown domain {domain_name!r}") from exc
+    agent_model = args.agent_model or "offline/agent"
+    from alma_tui.engine.config import SearchConfig
+
+    _check_models(SearchConfig(meta_model="offline/meta", agent_model=agent_model))
+    for flag in ("runs", "collection", "deployment"):
+        if getattr(args, flag) < 1:
+            raise CliError(f"--{flag} must be at least 1")
+    llm = LLMClient()
+    evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s))
+    settings = EvalSettings(n_collection=args.collection, n_deployment=args.deployment, runs=args.runs,
+                            split=args.split, seed=args.seed)
+    from alma_tui.engine.evaluator import Hooks
+
+    hooks = Hooks(design_embed=lambda texts: llm.embed(texts),
+                  design_llm=lambda p, s: llm.complete(
+                      ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
+                      model=agent_model, role="design", seed=args.seed))
+    try:
+        result = evaluator.evaluate(code, settings, hooks)
+    except EvaluationFailed as exc:
+        raise CliError(f"{label} failed: {exc.reason}") from exc
+    out = {"design": label, "domain": domain_name, "split": args.split, "agent_model": agent_model,
+           "score": result.score, "score_se": result.score_se, "run_scores": result.run_scores,
+           "per_task": result.per_task(), "wall_s": round(result.wall_s, 2)}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{label} on {domain_name}/{args.split} with {agent_model}: "
+              f"{result.score:.3f} ± {result.score_se:.3f} (runs: "
+              f"{', '.join(f'{x:.3f}' for x in result.run_scores)}) in {result.wall_s:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

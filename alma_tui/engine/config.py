@@ -1,0 +1,51 @@
+"""Settings of one search, persisted in the run row so a resume uses the same ones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from alma_tui.engine.archive import SelectionParams
+from alma_tui.engine.evaluator import EvalSettings
+
+DEFAULT_REPO = Path("designs_repo")
+DEFAULT_META_MODEL = "offline/meta"
+DEFAULT_AGENT_MODEL = "offline/agent"
+
+
+@dataclass
+class SearchConfig:
+    repo: Path = DEFAULT_REPO
+    domain: str = "household"
+    meta_model: str = DEFAULT_META_MODEL
+    agent_model: str = DEFAULT_AGENT_MODEL
+    design_model: str | None = None  # design-internal llm(); defaults to the agent model
+    embedding_model: str | None = None  # None: fast local hashing embedding
+    api_base: str | None = None
+    iterations: int = 5
+    selection: str = "open-ended"
+    seed: int = 0
+    max_repairs: int = 3
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    params: SelectionParams = field(default_factory=SelectionParams)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["repo"] = str(self.repo)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchConfig:
+        data = json.loads(text or "{}")
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        if "params" in data:
+            data["params"] = SelectionParams(**data["params"])
+        if "eval" in data:
+            data["eval"] = EvalSettings(**data["eval"])
+        if "repo" in data:
+            data["repo"] = Path(data["repo"])
+        return cls(**data)

@@ -1,0 +1,115 @@
+"""Rich progress for `alma-tui run --headless`: what a search is doing, line by line.
+
+Milestones (selection, proposals, repairs, scores, commits) are printed as log lines;
+a live bar shows the evaluation in flight (iteration, design, episodes done/total,
+best so far). Without a terminal (nohup, CI) rich drops the bar and keeps the lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+SHOWN = {
+    "run.status": "bold",
+    "selection": "cyan",
+    "design.proposed": "",
+    "design.repair": "yellow",
+    "design.rejected": "red",
+    "design.resumed": "yellow",
+    "evaluation.done": "green",
+    "design.accepted": "bold green",
+    "hint.used": "magenta",
+    "command.applied": "magenta",
+    "error": "bold red",
+}
+
+
+class HeadlessReporter:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.search: Any = None
+
+    def start(self, search: Any) -> None:
+        self.search = search
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def _best(self) -> str:
+        p = self.search.progress if self.search else None
+        if p is None or p.best_score is None:
+            return ""
+        return f"best {p.best_id} {p.best_score:.3f}"
+
+    def event(self, kind: str, message: str, design_id: str | None, data: dict[str, Any]) -> None:
+        if kind == "design.evaluating":
+            p = self.search.progress
+            desc = f"iter {p.iteration}/{p.iterations} · {design_id} evaluating"
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(desc, total=data.get("total", 0), best=self._best())
+            return
+        if kind == "episode.done" and self.task is not None:
+            self.progress.update(self.task, completed=data.get("done", 0), best=self._best())
+            return
+        if kind in ("design.accepted", "design.rejected") and self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        style = SHOWN.get(kind)
+        if style is not None:
+            self.progress.console.print(f"[{style}]{message}[/]" if style else message, markup=True,
+                                        highlight=False, soft_wrap=True)
+
+    def summary(self, search: Any, status: str) -> None:
+        from alma_tui.cli import design_rows
+
+        rows = design_rows(search.store)
+        self.console.print(archive_table(rows))
+        run = search.store.get_run()
+        totals = search.store.llm_totals()
+        calls = sum(int(v["calls"]) for v in totals.values())
+        tokens = sum(int(v["tokens"]) for v in totals.values())
+        cost = sum(v["cost_usd"] for v in totals.values())
+        self.console.print(
+            f"[bold]{status}[/]: {run.iterations_done}/{run.iterations_target} iterations · "
+            f"best {search.progress.best_id} {search.progress.best_score or 0:.3f} · "
+            f"{calls} model calls, {tokens:,} tokens, ${cost:.4f} · lineage: git -C {search.config.repo} "
+            "log --graph --all --oneline"
+        )
+
+
+def archive_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="archive", title_justify="left")
+    for col, kw in (("id", {}), ("parent", {}), ("it", {"justify": "right"}), ("title", {"max_width": 48}),
+                    ("score", {"justify": "right"}), ("status", {}), ("visits", {"justify": "right"}),
+                    ("commit", {})):
+        table.add_column(col, **kw)
+    best = max((r["score"] for r in rows if r["status"] == "accepted" and r["score"] is not None), default=None)
+    for r in rows:
+        score = "" if r["score"] is None else f"{r['score']:.3f}"
+        if r.get("score_se"):
+            score += f" ±{r['score_se']:.3f}"
+        status = r["status"]
+        flags = "".join(("📌" if r.get("pinned") else "", "⛔" if r.get("vetoed") else ""))
+        style = {"accepted": "green", "rejected": "red"}.get(status, "yellow")
+        if r["status"] == "accepted" and r["score"] == best:
+            status = "best"
+            style = "bold green"
+        table.add_row(r["id"], r["parent"] or "-", str(r.get("iteration", "")), r["title"], score,
+                      f"[{style}]{status}[/]{flags}", str(r.get("visits", 0)), (r["commit"] or "")[:8])
+    return table
