@@ -1,0 +1,796 @@
+"""The offline meta agent's library of memory mechanisms, and the code writer.
+
+Why this exists: the offline meta agent must write *real* design modules that a
+human can read and diff, and a search over them must be able to find designs
+clearly better than trajectory retrieval. So a design is described by a small
+**genome** (a dict of mechanism choices) that is rendered into readable code and
+embedded in the module as ``MECHANISMS = {...}``; the next generation recovers
+the genome from the parent code alone (``ast.literal_eval`` of that constant),
+mutates it as the analysis suggests, and renders the child.
+
+Genome keys and their values:
+
+- ``store``: what is remembered. ``none`` | ``trajectory`` (whole episodes,
+  observations included) | ``actions`` (action sequences only) | ``facts``
+  (extracted "object kind -> receptacle where it was found" counts).
+- ``source``: which episodes feed memory: ``all`` | ``success``.
+- ``evidence`` (facts): ``take`` (only where the object was picked up) |
+  ``seen`` (also every object seen in an opened/visited receptacle).
+- ``negatives`` (facts): also count where the goal object was looked for and
+  absent, and say so ("mug not found in drawer 2").
+- ``tools`` (facts): remember which receptacle was used to clean/heat/cool.
+- ``context`` (facts): ``global`` | ``house`` (keep counts per house kind, falling
+  back to global counts for an unseen house kind).
+- ``rank``: facts: ``count`` | ``recency``; episodes: ``similarity`` | ``recency``.
+- ``similarity`` (episodes): ``words`` (goal word overlap) | ``embed``
+  (``services.embed`` cosine, word overlap as fallback).
+- ``object_filter`` (episodes): only episodes that handled the goal's object kind.
+- ``top_k``: how many episodes / receptacles per object kind are returned.
+- ``char_budget``: hard cap on the retrieved text.
+- ``format`` (facts): ``counts`` ("(x3)") | ``plain``.
+- ``example`` (facts): append the most similar successful action sequence.
+"""
+
+# Long lines below are lines of the *generated* modules, kept verbatim so the
+# template reads like the code it produces.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import re
+import textwrap
+from typing import Any
+
+Genome = dict[str, Any]
+
+DEFAULT_GENOME: Genome = {
+    "store": "trajectory",
+    "source": "all",
+    "evidence": "take",
+    "negatives": False,
+    "tools": False,
+    "context": "global",
+    "rank": "similarity",
+    "similarity": "embed",
+    "object_filter": False,
+    "top_k": 1,
+    "char_budget": 4000,
+    "format": "plain",
+    "example": False,
+}
+
+NO_MEMORY_GENOME: Genome = {**DEFAULT_GENOME, "store": "none", "similarity": "words"}
+
+# Valid values, used to normalise a genome read from (possibly hand-edited) code.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "store": ("none", "trajectory", "actions", "facts"),
+    "source": ("all", "success"),
+    "evidence": ("take", "seen"),
+    "negatives": (False, True),
+    "tools": (False, True),
+    "context": ("global", "house"),
+    "rank": ("similarity", "recency", "count"),
+    "similarity": ("words", "embed"),
+    "object_filter": (False, True),
+    "format": ("plain", "counts"),
+    "example": (False, True),
+}
+
+MECHANISMS_RE = re.compile(r"^MECHANISMS\s*=\s*(\{.*?\n\})", re.DOTALL | re.MULTILINE)
+
+
+def normalise(genome: Genome) -> Genome:
+    """Fill missing keys and coerce invalid values, so any parent yields a valid child."""
+    g = dict(DEFAULT_GENOME)
+    for k, v in genome.items():
+        if k in CHOICES and v in CHOICES[k]:
+            g[k] = v
+        elif k == "top_k" and isinstance(v, int):
+            g[k] = max(1, min(8, v))
+        elif k == "char_budget" and isinstance(v, int):
+            g[k] = max(200, min(6000, v))
+    if g["store"] == "facts" and g["rank"] == "similarity":
+        g["rank"] = "count"
+    if g["store"] in ("trajectory", "actions") and g["rank"] == "count":
+        g["rank"] = "similarity"
+    return g
+
+
+def genome_from_code(code: str) -> Genome:
+    """Recover a design's mechanism choices from its code alone.
+
+    Generated designs carry ``MECHANISMS = {...}``. Designs without it (the
+    built-in baselines, hand-written or LLM-written code) map to the closest
+    starting genome by what the code visibly does.
+    """
+    m = MECHANISMS_RE.search(code or "")
+    if m:
+        try:
+            value = ast.literal_eval(m.group(1))
+            if isinstance(value, dict):
+                return normalise(value)
+        except (ValueError, SyntaxError):
+            pass
+    low = (code or "").lower()
+    stores_nothing = "def update" not in low or re.search(
+        r"def update\(self[^)]*\)[^:]*:\s*(?:\"\"\"[\s\S]*?\"\"\"\s*)?(?:return(?: none)?|pass)\s*\n",
+        low,
+    )
+    if stores_nothing:
+        return dict(NO_MEMORY_GENOME)
+    g = dict(DEFAULT_GENOME)
+    if "embed" not in low:
+        g["similarity"] = "words"
+    if "success" in low and "if not episode.success" in low:
+        g["source"] = "success"
+    return g
+
+
+# ---------------------------------------------------------------------------
+# Mutation operators: each maps an analysis suggestion to a genome change
+# ---------------------------------------------------------------------------
+
+
+def _op_extract_facts(g: Genome, rng: random.Random) -> Genome:
+    return {
+        **g,
+        "store": "facts",
+        "rank": "count",
+        "format": "counts",
+        # Half the time the first extraction already reads observations too.
+        "evidence": rng.choice(("take", "seen")),
+        "top_k": max(g["top_k"], 3),
+        "char_budget": min(g["char_budget"], 1200),
+    }
+
+
+def _op_success_only(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "source": "success"}
+
+
+def _op_all_episodes(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "source": "all"}
+
+
+def _op_shorter(g: Genome, rng: random.Random) -> Genome:
+    if g["store"] in ("trajectory", "actions") and g["top_k"] <= 1 and g["char_budget"] <= 800:
+        return {**g, "store": "actions"} if g["store"] == "trajectory" else g
+    return {**g, "top_k": max(1, g["top_k"] - 1), "char_budget": max(300, g["char_budget"] // 2)}
+
+
+def _op_more_recall(g: Genome, rng: random.Random) -> Genome:
+    if g["store"] == "facts" and g["evidence"] == "take":
+        return {**g, "evidence": "seen"}
+    return {
+        **g,
+        "top_k": min(8, g["top_k"] + rng.choice((1, 2))),
+        "char_budget": min(6000, int(g["char_budget"] * 1.5)),
+    }
+
+
+def _op_house(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "context": "house"} if g["store"] == "facts" else _op_extract_facts(g, rng)
+
+
+def _op_negatives(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "negatives": True} if g["store"] == "facts" else g
+
+
+def _op_tools(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "tools": True} if g["store"] == "facts" else g
+
+
+def _op_recency(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "rank": "recency"}
+
+
+def _op_count(g: Genome, rng: random.Random) -> Genome:
+    if g["store"] != "facts":
+        return g
+    return {**g, "rank": "count", "format": "counts"}
+
+
+def _op_embed(g: Genome, rng: random.Random) -> Genome:
+    if g["store"] == "facts":
+        return g
+    return {**g, "similarity": "embed", "rank": "similarity"}
+
+
+def _op_object_filter(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "object_filter": True} if g["store"] != "facts" else g
+
+
+def _op_actions(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "store": "actions", "source": "success"} if g["store"] == "trajectory" else g
+
+
+def _op_seen(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "evidence": "seen"} if g["store"] == "facts" else g
+
+
+def _op_example(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "example": not g["example"]} if g["store"] == "facts" else g
+
+
+def _op_start_memory(g: Genome, rng: random.Random) -> Genome:
+    if g["store"] != "none":
+        return g
+    return {
+        **DEFAULT_GENOME,
+        "similarity": rng.choice(("words", "embed")),
+        "top_k": rng.choice((1, 2)),
+    }
+
+
+# (name, keyword pattern matched against a suggestion's what+why, operator).
+# The patterns are deliberately broad so suggestions written by a real LLM map too.
+OPERATORS: list[tuple[str, re.Pattern[str], Any]] = [
+    (
+        "start_memory",
+        re.compile(r"\b(store|start|add|begin)\b.*\b(memory|episodes?)\b|no memory"),
+        _op_start_memory,
+    ),
+    (
+        "extract_facts",
+        re.compile(r"extract|aggregat|object.?(kind.?)?(->|to)?.?location|fact"),
+        _op_extract_facts,
+    ),
+    ("house", re.compile(r"house|per.?(kind|family|context)|layout"), _op_house),
+    ("negatives", re.compile(r"not found|negative|absent|avoid revisit|dead.?end"), _op_negatives),
+    ("tools", re.compile(r"\btools?\b|clean|heat|cool|microwave|fridge|sinkbasin"), _op_tools),
+    (
+        "success_only",
+        re.compile(
+            r"success(ful)?.{0,20}only|only.{0,20}success|failed episodes|failures?.{0,40}evidence"
+        ),
+        _op_success_only,
+    ),
+    ("seen", re.compile(r"observ|\bseen\b|sighting|every object"), _op_seen),
+    (
+        "shorter",
+        re.compile(r"too long|shorter|truncat|fewer|reduce|compact|noise|noisy"),
+        _op_shorter,
+    ),
+    (
+        "more_recall",
+        re.compile(r"empty|more (facts|lines|recall|episodes)|increase|widen|recall"),
+        _op_more_recall,
+    ),
+    (
+        "object_filter",
+        re.compile(r"goal object|object word|filter|wrong object|irrelevant|same object"),
+        _op_object_filter,
+    ),
+    ("actions", re.compile(r"action sequence|successful actions|drop observations"), _op_actions),
+    ("count", re.compile(r"\bcounts?\b|frequen|most common|confidence"), _op_count),
+    ("recency", re.compile(r"recen|latest|newest"), _op_recency),
+    ("embed", re.compile(r"embed|semantic"), _op_embed),
+    ("example", re.compile(r"example|demonstrat"), _op_example),
+]
+OPERATOR_NAMES = [name for name, _, _ in OPERATORS]
+
+
+def operators_for(text: str) -> list[str]:
+    """Names of the operators a suggestion text asks for, in table order."""
+    low = (text or "").lower()
+    return [name for name, pat, _ in OPERATORS if pat.search(low)]
+
+
+def apply_operator(name: str, genome: Genome, rng: random.Random) -> Genome:
+    for n, _, fn in OPERATORS:
+        if n == name:
+            return normalise(fn(dict(genome), rng))
+    raise KeyError(name)
+
+
+def mutate(
+    genome: Genome, suggestions: list[tuple[int, str]], rng: random.Random
+) -> tuple[Genome, list[str]]:
+    """Child genome and the names of the operators applied.
+
+    ``suggestions`` are ``(priority, text)``. One suggestion is drawn with weight
+    ``1/priority`` (so the top one usually wins but siblings explore the others);
+    its first operator that actually changes the genome is applied. With
+    probability 0.3 one more random operator is applied (exploration, like a
+    model's own initiative). If nothing changed, random operators are tried so a
+    child always differs from its parent.
+    """
+    parent = normalise(genome)
+    child = dict(parent)
+    applied: list[str] = []
+    ranked = sorted(suggestions, key=lambda s: s[0])
+    if ranked:
+        weights = [1.0 / max(1, p) ** 1.5 for p, _ in ranked]
+        order = list(range(len(ranked)))
+        first = rng.choices(order, weights=weights, k=1)[0]
+        order.remove(first)
+        for idx in [first, *order]:
+            for name in operators_for(ranked[idx][1]):
+                cand = apply_operator(name, child, rng)
+                if cand != child:
+                    child, applied = cand, [name]
+                    break
+            if applied:
+                break
+    if rng.random() < 0.3 or not applied:
+        names = list(OPERATOR_NAMES)
+        rng.shuffle(names)
+        for name in names:
+            cand = apply_operator(name, child, rng)
+            if cand != child and cand != parent:
+                child = cand
+                applied.append(name)
+                break
+    return child, applied
+
+
+# ---------------------------------------------------------------------------
+# Rendering: genome -> readable module
+# ---------------------------------------------------------------------------
+
+BUGS = ("name_error", "key_error")
+
+
+def describe(g: Genome) -> list[str]:
+    """One bullet per mechanism, for the module docstring (the why of each choice)."""
+    if g["store"] == "none":
+        return ["Stores nothing; the acting agent explores from scratch."]
+    src = (
+        "successful episodes only (failures are not evidence)"
+        if g["source"] == "success"
+        else "every episode"
+    )
+    out: list[str] = []
+    if g["store"] == "facts":
+        ev = (
+            "where an object was picked up and every object seen in a visited receptacle"
+            if g["evidence"] == "seen"
+            else "where an object was picked up"
+        )
+        out.append(f"Extracts object-location facts ({ev}) from {src}, aggregated as counts.")
+        ctx = (
+            "per house kind (read from the first observation); the current house kind's "
+            "counts weigh 3x, other houses' still count"
+            if g["context"] == "house"
+            else "across all houses"
+        )
+        out.append(f"Counts are kept {ctx}.")
+        rank = "how often" if g["rank"] == "count" else "how recently"
+        out.append(
+            f"For the goal's object kind, returns the top {g['top_k']} receptacles ranked by {rank} "
+            "it was found there, one line each, best first."
+        )
+        if g["negatives"]:
+            out.append("Also reports receptacles where the object was looked for and absent.")
+        if g["tools"]:
+            out.append(
+                "Remembers which receptacle cleaned/heated/cooled objects, for the goal's verb."
+            )
+        if g["example"]:
+            out.append("Appends the most similar successful action sequence as a worked example.")
+    else:
+        what = (
+            "whole trajectories (actions and observations)"
+            if g["store"] == "trajectory"
+            else "action sequences"
+        )
+        out.append(f"Stores {what} of {src}.")
+        if g["rank"] == "similarity":
+            how = (
+                "embedding cosine (word overlap if embeddings fail)"
+                if g["similarity"] == "embed"
+                else "goal word overlap"
+            )
+            out.append(f"Retrieves the top {g['top_k']} by {how} with the new goal.")
+        else:
+            out.append(f"Retrieves the {g['top_k']} most recent.")
+        if g["object_filter"]:
+            out.append("Only episodes that handled the goal's object kind are candidates.")
+    out.append(f"Output is capped at {g['char_budget']} characters.")
+    return out
+
+
+def class_name(g: Genome) -> str:
+    if g["store"] == "none":
+        return "NoMemory"
+    parts = {"trajectory": "Trajectory", "actions": "ActionPlan", "facts": "ObjectLocation"}[
+        g["store"]
+    ]
+    if g["store"] == "facts" and g["context"] == "house":
+        parts = "HouseAware" + parts
+    return parts + "Memory"
+
+
+def default_title(g: Genome) -> str:
+    if g["store"] == "none":
+        return "No memory"
+    if g["store"] == "facts":
+        bits = ["object-location counts"]
+        if g["context"] == "house":
+            bits.append("per house kind")
+        if g["evidence"] == "seen":
+            bits.append("with sightings")
+        if g["negatives"]:
+            bits.append("and misses")
+        if g["tools"]:
+            bits.append("+ tool rules")
+        return " ".join(bits).capitalize()
+    base = "Trajectory retrieval" if g["store"] == "trajectory" else "Action-plan retrieval"
+    extra = []
+    if g["source"] == "success":
+        extra.append("successes only")
+    if g["object_filter"]:
+        extra.append("same object")
+    extra.append(
+        f"top-{g['top_k']} by {g['similarity'] if g['rank'] == 'similarity' else 'recency'}"
+    )
+    return f"{base} ({', '.join(extra)})"
+
+
+_HEADER = '''\
+"""{title}
+
+{bullets}
+
+Written by the offline meta agent ({lineage}).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+
+from alma_tui.design_api import Episode, MemoryDesign, Query, Services
+
+# The mechanism choices this module implements (the offline meta agent reads
+# this constant back to recombine designs; editing it alone changes nothing).
+MECHANISMS = {mechanisms}
+
+_WORD = re.compile(r"[a-z]+")
+# Words that say nothing about which object or place a goal is about.
+_STOP = {{"a", "an", "the", "some", "in", "on", "it", "put", "and", "to", "of", "your", "task", "is"}}
+
+
+def _words(text: str) -> set[str]:
+    return {{w for w in _WORD.findall((text or "").lower()) if w not in _STOP}}
+'''
+
+_FACTS_HELPERS = '''
+# ALFWorld-style text: "take mug 1 from cabinet 3", "heat mug 1 with microwave 1",
+# "You open the cabinet 3. ... In it, you see a mug 1, and a apple 2."
+_TAKE = re.compile(r"\\btake ([a-z]+) \\d+ from ([a-z]+ \\d+)")
+_TOOL = re.compile(r"\\b(clean|heat|cool) [a-z]+ \\d+ with ([a-z]+ \\d+)")
+_PLACE = re.compile(r"(?:arrive at|open the|on the|facing the) ([a-z]+ \\d+)")
+_ITEM = re.compile(r"\\ban? ([a-z]+) \\d+")
+_HOUSE = re.compile(r"room in an? ([a-z]+)")
+# Goal adjectives that imply a tool verb ("put a hot mug ..." -> heat).
+_VERBS = {{"clean": "clean", "hot": "heat", "heat": "heat", "cool": "cool", "cold": "cool"}}
+
+
+def _house(observation: str) -> str:
+    """House kind named in the first observation ("room in a cottage"), else "?"."""
+    m = _HOUSE.search((observation or "").lower())
+    return m.group(1) if m else "?"
+
+
+def _sighting(observation: str) -> tuple[str, list[str]] | None:
+    """(receptacle, object kinds listed in it) when an observation shows contents."""
+    low = (observation or "").lower()
+    if "you see" not in low or "looking quickly around" in low:
+        return None
+    place = _PLACE.search(low)
+    if place is None:
+        return None
+    listed = low.split("you see", 1)[1]
+    return place.group(1), _ITEM.findall(listed)
+'''
+
+
+def _facts_class(g: Genome, bug: str | None) -> str:
+    k = g["top_k"]
+    ctx_expr = "_house(episode.initial_observation)" if g["context"] == "house" else '"*"'
+    qctx_expr = "_house(query.observation)" if g["context"] == "house" else '"*"'
+    lines: list[str] = []
+    a = lines.append
+    a(f"class {class_name(g)}(MemoryDesign):")
+    a('    """Aggregated "object kind -> receptacle" evidence; see the module docstring."""')
+    a("")
+    a("    def __init__(self, services: Services) -> None:")
+    a("        super().__init__(services)")
+    a("        # found[context][kind][receptacle] = number of times the kind was found there")
+    a("        self.found: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
+    a("        self.last_seen: dict = {}  # (context, kind, receptacle) -> episode index")
+    if g["negatives"]:
+        a(
+            "        # missing[context][kind][receptacle] = times the goal object was looked for there in vain"
+        )
+        a("        self.missing: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
+    if g["tools"]:
+        a("        # tools[context][verb][receptacle] = times a clean/heat/cool action used it")
+        a("        self.tools: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
+    if g["example"]:
+        a(
+            "        self.examples: list[dict] = []  # successful action sequences, for a worked example"
+        )
+    a("        self.totals: dict[str, int] = {}  # object kind -> times found anywhere")
+    a("        self.n_episodes = 0")
+    a("")
+    a("    def _add(self, ctx: str, kind: str, receptacle: str) -> None:")
+    a('        # Every count is kept under the episode\'s context and under "*" (all houses),')
+    a("        # so an unseen house kind still gets the global evidence.")
+    a('        for c in {ctx, "*"}:')
+    a("            self.found[c][kind][receptacle] += 1")
+    a("            self.last_seen[(c, kind, receptacle)] = self.n_episodes")
+    a("        self.totals[kind] = self.totals.get(kind, 0) + 1")
+    a("")
+    a("    def update(self, episode: Episode) -> None:")
+    if g["source"] == "success":
+        a("        # Only successful episodes count as evidence: a failed search may never")
+        a("        # have reached the object, and its detours would look like knowledge.")
+        a("        if not episode.success:")
+        a("            return")
+    a("        self.n_episodes += 1")
+    a(f"        ctx = {ctx_expr}")
+    if g["negatives"]:
+        a("        goal_words = _words(episode.goal)")
+        a("        taken: set[str] = set()")
+        a("        checked: list[tuple[str, list[str]]] = []")
+    for_line = "        for step in episode.steps:"
+    a(for_line)
+    a('            action = (step.action or "").lower()')
+    a("            take = _TAKE.search(action)")
+    a("            if take:")
+    a("                self._add(ctx, take.group(1), take.group(2))")
+    if g["negatives"]:
+        a("                taken.add(take.group(1))")
+    if g["tools"]:
+        a("            tool = _TOOL.search(action)")
+        a("            if tool:")
+        a('                for c in {ctx, "*"}:')
+        a("                    self.tools[c][tool.group(1)][tool.group(2)] += 1")
+    if g["evidence"] == "seen" or g["negatives"]:
+        a("            seen = _sighting(step.observation)")
+        a("            if seen is not None:")
+        if g["evidence"] == "seen":
+            a("                place, kinds = seen")
+            a("                for kind in set(kinds):")
+            a("                    self._add(ctx, kind, place)")
+        if g["negatives"]:
+            a("                checked.append(seen)")
+    if g["negatives"]:
+        a("        # The goal's object kind is the goal word that was taken (or seen) somewhere.")
+        a("        targets = (goal_words & taken) or (goal_words & set(self.totals))")
+        a("        for place, kinds in checked:")
+        a("            for kind in targets - set(kinds):")
+        a('                for c in {ctx, "*"}:')
+        a("                    self.missing[c][kind][place] += 1")
+    if g["example"]:
+        a("        if episode.success:")
+        a("            actions = [s.action for s in episode.steps if s.action]")
+        a('            self.examples.append({"goal": episode.goal, "actions": actions[-12:]})')
+    a("")
+    a("    def _ranked(self, table: dict, ctx: str, kind: str) -> list[tuple[str, int]]:")
+    if g["context"] == "house":
+        a("        # This house kind's evidence weighs 3x; all houses' evidence still counts,")
+        a("        # so one stray sighting in a rarely seen house kind cannot outvote the rule.")
+        a("        local = table.get(ctx, {}).get(kind) or {}")
+        a('        pooled = table.get("*", {}).get(kind) or {}')
+        a("        counts = {p: 3 * local.get(p, 0) + n for p, n in pooled.items()}")
+    else:
+        a("        counts = table.get(ctx, {}).get(kind) or {}")
+    if g["rank"] == "count":
+        a("        # Most frequent first; ties go to the most recently confirmed place.")
+        a("        return sorted(counts.items(),")
+        a(
+            "                      key=lambda kv: (-kv[1], -self.last_seen.get((ctx, kind, kv[0]), 0), kv[0]))"
+        )
+    else:
+        a("        # Most recently confirmed first (layouts may drift); count breaks ties.")
+        a("        return sorted(counts.items(),")
+        a(
+            "                      key=lambda kv: (-self.last_seen.get((ctx, kind, kv[0]), 0), -kv[1], kv[0]))"
+        )
+    a("")
+    a("    def retrieve(self, query: Query) -> str:")
+    a(f"        ctx = {qctx_expr}")
+    a('        goal = [w for w in _WORD.findall((query.goal or "").lower()) if w not in _STOP]')
+    if bug == "key_error":
+        a("        kinds = [w for w in goal if self.totals[w] > 0]")
+    else:
+        a("        kinds = [w for w in goal if w in self.totals]")
+    a("        lines: list[str] = []")
+    a("        for kind in kinds:")
+    fmt_found = (
+        'f"{kind} found in {place} (x{n})"'
+        if g["format"] == "counts"
+        else 'f"{kind} was found in {place}"'
+    )
+    a(f"            for place, n in self._ranked(self.found, ctx, kind)[:{k}]:")
+    a(f"                lines.append({fmt_found})")
+    if g["negatives"]:
+        a("            # Misses go after the hits: they prune the search, they do not direct it.")
+        a(f"            for place, n in self._ranked(self.missing, ctx, kind)[:{k}]:")
+        a('                lines.append(f"{kind} not found in {place} ({n} times)")')
+    if g["tools"]:
+        a("        verbs = {_VERBS[w] for w in goal if w in _VERBS}")
+        a("        for verb in sorted(verbs):")
+        a("            # No object word on tool lines: they must not read as object locations.")
+        a("            for place, n in self._ranked(self.tools, ctx, verb)[:1]:")
+        a('                lines.append(f"{verb}: use {place} (x{n})")')
+    if g["example"]:
+        a("        if self.examples:")
+        a("            best = max(self.examples, key=lambda e: len(_words(e['goal']) & set(goal)))")
+        a('            lines.append("example: " + "; ".join(best["actions"]))')
+    if bug == "name_error":
+        a(f'        text = _clip("\\n".join(lines), {g["char_budget"]})')
+    else:
+        a(f'        text = "\\n".join(lines)[:{g["char_budget"]}]')
+    a("        return text")
+    a("")
+    a("    def snapshot(self) -> dict:")
+    a("        top = {}")
+    a("        for kind in sorted(self.totals, key=lambda k: -self.totals[k])[:40]:")
+    a('            ranked = self._ranked(self.found, "*", kind)[:3]')
+    a('            top[kind] = [f"{place} x{n}" for place, n in ranked]')
+    a(
+        '        return {"episodes": self.n_episodes, "object_kinds": len(self.totals), "where_found": top}'
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _episodes_class(g: Genome, bug: str | None) -> str:
+    k = g["top_k"]
+    lines: list[str] = []
+    a = lines.append
+    a('_TAKE = re.compile(r"\\btake ([a-z]+) \\d+ from")')
+    a("")
+    a("")
+    a(f"class {class_name(g)}(MemoryDesign):")
+    a('    """Episode-level retrieval; see the module docstring."""')
+    a("")
+    a("    def __init__(self, services: Services) -> None:")
+    a("        super().__init__(services)")
+    a("        self.items: list[dict] = []  # {goal, text, success, objects}")
+    if bug == "key_error":
+        a("        self.per_domain: dict[str, int] = {}  # episodes seen per domain")
+    if g["similarity"] == "embed":
+        a(
+            "        self.vectors: list[list[float] | None] = []  # embedding of each item's goal, computed once"
+        )
+    a("")
+    a("    def update(self, episode: Episode) -> None:")
+    if bug == "key_error":
+        a("        self.per_domain[episode.domain] += 1")
+    if g["source"] == "success":
+        a("        # Failed episodes are not kept: their actions are not a plan to copy.")
+        a("        if not episode.success:")
+        a("            return")
+    if g["store"] == "trajectory":
+        a(
+            "        lines = [f\"Task: {episode.goal}\", f\"Outcome: {'success' if episode.success else 'failure'}\"]"
+        )
+        a("        for step in episode.steps:")
+        a('            lines.append(f"> {step.action}")')
+        a("            lines.append(step.observation.strip())")
+    else:
+        a("        # Only the actions: observations are long and mostly about other objects.")
+        a(
+            "        lines = [f\"Task: {episode.goal} ({'success' if episode.success else 'failure'})\"]"
+        )
+        a('        lines += [f"> {step.action}" for step in episode.steps if step.action]')
+    a(
+        "        objects = sorted({m for s in episode.steps for m in _TAKE.findall((s.action or '').lower())})"
+    )
+    a('        self.items.append({"goal": episode.goal, "text": "\\n".join(lines),')
+    a('                           "success": bool(episode.success), "objects": objects})')
+    if g["similarity"] == "embed":
+        a("        self.vectors.append(self._embed(episode.goal))")
+        a("")
+        a("    def _embed(self, text: str) -> list[float] | None:")
+        a("        # Brokered and budgeted: may fail; callers fall back to word overlap.")
+        a("        try:")
+        a("            return [float(x) for x in self.services.embed([text])[0]]")
+        a(
+            "        except Exception as exc:  # noqa: BLE001 - any service failure degrades gracefully"
+        )
+        a('            self.services.log(f"embed failed, using word overlap: {exc}")')
+        a("            return None")
+        a("")
+        a("    @staticmethod")
+        a("    def _cosine(u: list[float], v: list[float]) -> float:")
+        a("        dot = sum(x * y for x, y in zip(u, v))")
+        a("        nu = math.sqrt(sum(x * x for x in u)) or 1.0")
+        a("        nv = math.sqrt(sum(y * y for y in v)) or 1.0")
+        a("        return dot / (nu * nv)")
+    a("")
+    a("    def retrieve(self, query: Query) -> str:")
+    # The injected bugs sit on paths every validation run takes, so the
+    # engine's repair loop really sees them (and fixes them).
+    a(
+        "        goal = _tokens(query.goal)"
+        if bug == "name_error"
+        else "        goal = _words(query.goal)"
+    )
+    a("        if not self.items:")
+    a('            return ""')
+    a("        candidates = list(range(len(self.items)))")
+    if g["object_filter"]:
+        a("        # Only episodes that picked up an object kind the goal names.")
+        a('        same = [i for i in candidates if goal & set(self.items[i]["objects"])]')
+        a("        candidates = same or candidates")
+    if g["rank"] == "recency":
+        a("        ranked = sorted(candidates, key=lambda i: (-i, 0))")
+    else:
+        if g["similarity"] == "embed":
+            a("        qv = self._embed(query.goal)")
+            a("")
+            a("        def score(i: int) -> float:")
+            a("            v = self.vectors[i]")
+            a("            if qv is not None and v is not None:")
+            a("                return self._cosine(qv, v)")
+            a('            other = _words(self.items[i]["goal"])')
+            a("            return len(goal & other) / (len(goal | other) or 1)")
+        else:
+            a("        def score(i: int) -> float:")
+            a('            other = _words(self.items[i]["goal"])')
+            a("            return len(goal & other) / (len(goal | other) or 1)")
+        a("")
+        a("        # Most similar first; successes before failures; newer before older.")
+        a(
+            '        ranked = sorted(candidates, key=lambda i: (-score(i), not self.items[i]["success"], -i))'
+        )
+    a(f'        chosen = [self.items[i]["text"] for i in ranked[:{k}]]')
+    a(f'        return "\\n\\n".join(chosen)[:{g["char_budget"]}]')
+    a("")
+    a("    def snapshot(self) -> dict:")
+    a("        return {")
+    a('            "episodes": len(self.items),')
+    a('            "successes": sum(1 for it in self.items if it["success"]),')
+    a('            "recent_goals": [it["goal"] for it in self.items[-10:]],')
+    a("        }")
+    return "\n".join(lines) + "\n"
+
+
+def _none_class() -> str:
+    return '''class NoMemory(MemoryDesign):
+    """Remembers nothing: the baseline every other design is normalised against."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+
+    def update(self, episode: Episode) -> None:
+        return None
+
+    def retrieve(self, query: Query) -> str:
+        return ""
+
+    def snapshot(self) -> dict:
+        return {}
+'''
+
+
+def render(g: Genome, title: str | None = None, lineage: str = "", bug: str | None = None) -> str:
+    """The full module for genome ``g``. ``bug`` injects a realistic first-draft bug."""
+    g = normalise(g)
+    title = title or default_title(g)
+    bullets = "\n".join(
+        textwrap.fill(b, width=88, initial_indent="- ", subsequent_indent="  ") for b in describe(g)
+    )
+    mech = json.dumps(g, indent=4).replace("true", "True").replace("false", "False")
+    head = _HEADER.format(title=title, bullets=bullets, lineage=lineage or "seed", mechanisms=mech)
+    if g["store"] == "none":
+        body = _none_class()
+    elif g["store"] == "facts":
+        body = _FACTS_HELPERS.format() + "\n\n" + _facts_class(g, bug)
+    else:
+        body = _episodes_class(g, bug)
+    # Drop imports this variant does not use, so the module reads cleanly.
+    if "math." not in body:
+        head = head.replace("import math\n", "")
+    if "defaultdict(" not in body:
+        head = head.replace("from collections import defaultdict\n", "")
+    return head + "\n\n" + body
