@@ -94,16 +94,17 @@ class HeadlessReporter:
 
 
 def archive_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="archive", title_justify="left")
-    for col, kw in (("id", {}), ("parent", {}), ("it", {"justify": "right"}), ("title", {"max_width": 48}),
-                    ("score", {"justify": "right"}), ("status", {}), ("visits", {"justify": "right"}),
-                    ("commit", {})):
+    table = Table(title="archive", title_justify="left", expand=True)
+    for col, kw in (("id", {"no_wrap": True}), ("parent", {"no_wrap": True}), ("it", {"justify": "right"}),
+                    ("title", {"ratio": 1, "no_wrap": True, "overflow": "ellipsis", "min_width": 16}),
+                    ("score", {"justify": "right", "no_wrap": True}), ("status", {"no_wrap": True}),
+                    ("visits", {"justify": "right"}), ("commit", {"no_wrap": True})):
         table.add_column(col, **kw)
     best = max((r["score"] for r in rows if r["status"] == "accepted" and r["score"] is not None), default=None)
     for r in rows:
         score = "" if r["score"] is None else f"{r['score']:.3f}"
         if r.get("score_se"):
-            score += f" ±{r['score_se']:.3f}"
+            score += f"±{r['score_se']:.2f}"
         status = r["status"]
         flags = "".join(("📌" if r.get("pinned") else "", "⛔" if r.get("vetoed") else ""))
         style = {"accepted": "green", "rejected": "red"}.get(status, "yellow")

@@ -380,7 +380,7 @@ class Search:
                     self.store.mark_applied(applied)
                     return False
                 self.emit("command.applied", f"applied {cmd.kind} {cmd.design_id or ''}".strip(),
-                          cmd.design_id, kind=cmd.kind)
+                          cmd.design_id, command=cmd.kind)
             self.store.mark_applied(applied)
             if not paused:
                 if self.run_row.status == "paused":

@@ -1,0 +1,17 @@
+"""Shared fixtures: a tiny, fast search configuration on the offline models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+TINY = ["--collection", "4", "--deployment", "4", "--runs", "2", "--concurrency", "2"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return tmp_path / "designs_repo"
