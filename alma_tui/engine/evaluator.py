@@ -108,7 +108,8 @@ def split_tasks(domain: Domain, settings: EvalSettings) -> tuple[list[TaskSpec],
     random.Random(f"split:{settings.seed}").shuffle(tasks)
     if len(tasks) < 2:
         raise EvaluationFailed(f"domain {domain.name!r} gave only {len(tasks)} task(s) for split {settings.split!r}")
-    n_col = min(settings.n_collection, len(tasks) // 2)
+    # fewer tasks than asked for (a small domain): split what there is in half
+    n_col = settings.n_collection if len(tasks) >= settings.n_tasks else len(tasks) // 2
     return tasks[:n_col], tasks[n_col : n_col + settings.n_deployment]
 
 
@@ -131,6 +132,10 @@ class Evaluator:
         cancel: threading.Event | None = None,
     ) -> EvalResult:
         hooks = hooks or Hooks()
+        if hooks.design_embed is None:  # offline default: the fast local hashing embedding
+            from alma_tui.llm.local_embed import hash_embed
+
+            hooks.design_embed = hash_embed
         cancel = cancel or threading.Event()
         started = time.perf_counter()
         collection, deployment = split_tasks(self.domain, settings)

@@ -1,0 +1,145 @@
+"""Household domain: determinism, disjoint splits, admissible actions, solvability, registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from alma_tui.domains import get_domain, list_domains
+from alma_tui.domains.household import OPENABLE, TOOLS, HouseholdDomain, HouseholdEnv
+
+
+def solve(env: HouseholdEnv) -> list[str]:
+    """An optimal script built from the env's internals (tests only)."""
+    w = env.world
+    src = next(r for r, objs in w.contents.items() if any(o.startswith(w.kind + " ") for o in objs))
+    obj = next(o for o in w.contents[src] if o.startswith(w.kind + " "))
+    plan = [f"go to {src}"]
+    if src.split()[0] in OPENABLE:
+        plan.append(f"open {src}")
+    plan.append(f"take {obj} from {src}")
+    if w.transform:
+        tool = next(r for r in w.receptacles if r.split()[0] == TOOLS[w.transform])
+        plan += [f"go to {tool}", f"{w.transform} {obj} with {tool}"]
+    plan.append(f"go to {w.target}")
+    if w.target.split()[0] in OPENABLE:
+        plan.append(f"open {w.target}")
+    plan.append(f"put {obj} in/on {w.target}")
+    return plan
+
+
+def test_tasks_deterministic_and_prefix_stable():
+    d = HouseholdDomain()
+    a, b = d.tasks("train", 3, 20), d.tasks("train", 3, 20)
+    assert a == b and [t.goal for t in a] == [t.goal for t in b]
+    assert d.tasks("train", 3, 8) == a[:8]
+    assert d.tasks("train", 4, 20) != a
+
+
+def test_splits_disjoint():
+    d = HouseholdDomain()
+    train = {t.seed for s in range(5) for t in d.tasks("train", s, 40)}
+    test = {t.seed for s in range(5) for t in d.tasks("test", s, 40)}
+    assert train and test and not train & test
+    with pytest.raises(ValueError):
+        d.tasks("valid", 0, 1)
+
+
+def test_env_deterministic_and_goal_in_observation():
+    d = HouseholdDomain()
+    task = d.tasks("test", 0, 1)[0]
+    e1, e2 = d.make_env(task), d.make_env(task)
+    o1, o2 = e1.reset(), e2.reset()
+    assert o1 == o2 and f"Your task is to: {task.goal}." in o1
+    assert "You are in the middle of a room in a" in o1
+    for a in e1.admissible_actions()[:5]:
+        assert e1.step(a) == e2.step(a)
+
+
+def test_admissible_actions_are_valid_and_inadmissible_counts():
+    d = HouseholdDomain()
+    for task in d.tasks("train", 1, 10):
+        env = d.make_env(task)
+        env.reset()
+        for _ in range(10):
+            acts = env.admissible_actions()
+            assert acts == env.admissible_actions() and len(set(acts)) == len(acts)
+            res = env.step(acts[len(acts) // 3])
+            assert res.observation != "Nothing happens."
+            if res.done:
+                break
+        env = d.make_env(task)
+        env.reset()
+        res = env.step("fly to the moon")
+        assert res.observation == "Nothing happens." and env.steps == 1 and res.reward == 0.0
+
+
+def test_closed_receptacle_must_be_opened():
+    env = HouseholdDomain().make_env(HouseholdDomain().tasks("train", 0, 1)[0])
+    env.reset()
+    obs = env.step("go to cabinet 1").observation
+    assert obs == "You arrive at cabinet 1. The cabinet 1 is closed."
+    assert not any(a.startswith("take ") for a in env.admissible_actions())
+    assert env.step("open cabinet 1").observation.startswith(
+        "You open the cabinet 1. The cabinet 1 is open. In it, you see"
+    )
+
+
+def test_scripted_solution_succeeds_and_step_limit_ends():
+    d = HouseholdDomain()
+    for task in d.tasks("train", 2, 30):
+        env = d.make_env(task)
+        env.reset()
+        res = None
+        for a in solve(env):
+            assert a in env.admissible_actions(), (task.goal, a)
+            res = env.step(a)
+        assert (
+            res is not None
+            and res.done
+            and res.success
+            and res.reward == 1.0
+            and env.score() == 1.0
+        )
+    env = d.make_env(d.tasks("train", 2, 1)[0])
+    env.reset()
+    for _ in range(d.max_steps):
+        res = env.step("look")
+    assert res.done and not res.success and env.score() == 0.0
+
+
+def test_transform_required():
+    d = HouseholdDomain()
+    task = next(t for t in d.tasks("train", 0, 40) if t.meta["transform"])
+    env = d.make_env(task)
+    env.reset()
+    plan = [a for a in solve(env) if not a.startswith(task.meta["transform"] + " ")]
+    for a in plan:
+        if a.startswith("go to") and a.endswith(TOOLS[task.meta["transform"]] + " 1"):
+            continue
+        res = env.step(a)
+    assert not res.success
+
+
+def test_speed():
+    import time
+
+    d = HouseholdDomain()
+    tasks = d.tasks("train", 0, 20)
+    n, t0 = 0, time.perf_counter()
+    for task in tasks:
+        env = d.make_env(task)
+        env.reset()
+        for _ in range(d.max_steps):
+            n += 1
+            if env.step(env.admissible_actions()[n % 7]).done:
+                break
+    assert n / (time.perf_counter() - t0) > 1000
+
+
+def test_registry():
+    names = [n for n, _, _ in list_domains()]
+    assert "household" in names
+    assert dict((n, r) for n, _, r in list_domains())["household"] is None
+    assert get_domain("household").name == "household"
+    with pytest.raises(KeyError, match="household"):
+        get_domain("nope")
