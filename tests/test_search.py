@@ -93,6 +93,8 @@ def test_kill_9_mid_evaluation_then_resume(repo: Path) -> None:
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("the engine exited early: " + (repo.parent / "engine.log").read_text()[-2000:])
             db = repo / ".alma" / "alma.db"
             if db.exists():
                 store = Store(repo, create=False)

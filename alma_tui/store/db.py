@@ -49,13 +49,23 @@ class Store:
             f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
         )
         sa_event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            SQLModel.metadata.create_all(self.engine)
-        except Exception as exc:  # sqlite3.OperationalError: readonly, locked, corrupt...
-            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        self._create_tables(path)
         self._lock = threading.RLock()
         self._events: list[Any] = []
         self._events_flushed_at = time.monotonic()
+
+    def _create_tables(self, path: Path) -> None:
+        """Create missing tables; another process (engine, TUI, CLI) may be doing the same."""
+        for attempt in range(5):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                return
+            except Exception as exc:  # sqlite3.OperationalError: readonly, locked, corrupt, race
+                reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+                if "already exists" in reason and attempt < 4:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StoreError(f"cannot open the store {path}: {reason}") from exc
 
     # -- sessions ---------------------------------------------------------------------------
     @contextmanager
