@@ -9,10 +9,11 @@ sandbox worker in milliseconds and so its contract can be pasted into a prompt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Step", "Episode", "Query", "Services", "MemoryDesign"]
+__all__ = ["Episode", "MemoryDesign", "Query", "Services", "Step"]
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Episode:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Episode":
+    def from_dict(cls, data: dict[str, Any]) -> Episode:
         steps = [s if isinstance(s, Step) else Step(**s) for s in data.get("steps", [])]
         return cls(**{**data, "steps": steps})
 
@@ -61,7 +62,7 @@ class Query:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Query":
+    def from_dict(cls, data: dict[str, Any]) -> Query:
         steps = [s if isinstance(s, Step) else Step(**s) for s in data.get("steps", [])]
         return cls(**{**data, "steps": steps})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alma_tui.agent.offline_policy import choose_action
+from alma_tui.designs import builtin_source
 from alma_tui.domains import get_domain
 from alma_tui.engine.evaluator import EvalSettings, EvaluationFailed, Evaluator, Hooks, split_tasks
 
@@ -68,7 +69,7 @@ def test_protocol_order_and_counts() -> None:
 
 def test_same_seed_same_score() -> None:
     domain = get_domain("household")
-    code = open(__import__("alma_tui.designs", fromlist=["x"]).BUILTIN["trajectory_retrieval"][1]).read()
+    code = builtin_source("trajectory_retrieval")
     a = Evaluator(domain, agent).evaluate(code, SETTINGS)
     b = Evaluator(domain, agent).evaluate(code, SETTINGS)
     assert a.run_scores == b.run_scores

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alma_tui.domains import get_domain, list_domains
+from alma_tui.domains import DomainError, get_domain, list_domains
 from alma_tui.domains.household import OPENABLE, TOOLS, HouseholdDomain, HouseholdEnv
 
 
@@ -141,5 +141,5 @@ def test_registry():
     assert "household" in names
     assert dict((n, r) for n, _, r in list_domains())["household"] is None
     assert get_domain("household").name == "household"
-    with pytest.raises(KeyError, match="household"):
+    with pytest.raises(DomainError, match="household"):
         get_domain("nope")

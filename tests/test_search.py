@@ -87,9 +87,8 @@ def test_kill_9_mid_evaluation_then_resume(repo: Path) -> None:
     """A killed engine loses only the evaluation in flight; resume redoes it once."""
     cmd = [sys.executable, "-m", "alma_tui", "run", "--headless", "--repo", str(repo), "--iterations", "1", *TINY]
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    log = open(repo.parent / "engine.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    with open(repo.parent / "engine.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:

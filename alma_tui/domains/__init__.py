@@ -11,7 +11,11 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
-__all__ = ["REGISTRY", "get_domain", "list_domains"]
+__all__ = ["REGISTRY", "DomainError", "get_domain", "list_domains"]
+
+
+class DomainError(LookupError):
+    """A domain is unknown or cannot be used here (one line for the user)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ REGISTRY: dict[str, _Entry] = {
 def _requirements(entry: _Entry) -> str | None:
     """Cheap check (no imports): is our adapter present and are its packages installed?"""
     if importlib.util.find_spec(entry.module) is None:
-        return "not available in this build (adapter module missing)"
+        return "planned, not built yet"
     missing = [p for p in entry.packages if importlib.util.find_spec(p) is None]
     if missing:
         return (
@@ -79,17 +83,18 @@ def list_domains() -> list[tuple[str, str, str | None]]:
 
 
 def get_domain(name: str, **kwargs):
-    """Instantiate a domain by name. Unknown names raise KeyError listing the known ones;
-    a known domain whose adapter cannot be imported raises RuntimeError saying what
-    is missing. Data-level needs are the caller's to check via ``requirements()``."""
+    """Instantiate a domain by name. Unknown names, and known domains whose adapter
+    cannot be imported, raise DomainError saying what is missing. Data-level needs
+    are the caller's to check via ``requirements()``."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown domain {name!r}; known domains: {', '.join(REGISTRY)}")
+        ready = [n for n, e in REGISTRY.items() if importlib.util.find_spec(e.module) is not None]
+        raise DomainError(f"unknown domain {name!r}; available: {', '.join(ready)}")
     entry = REGISTRY[name]
     missing = _requirements(entry)
     if missing and importlib.util.find_spec(entry.module) is None:
-        raise RuntimeError(f"domain {name!r} is {missing}")
+        raise DomainError(f"domain {name!r} is {missing}")
     try:
         mod = importlib.import_module(entry.module)
     except ImportError as exc:
-        raise RuntimeError(f"domain {name!r} cannot load ({exc}); {missing or entry.hint}") from exc
+        raise DomainError(f"domain {name!r} cannot load ({exc}); {missing or entry.hint}") from exc
     return getattr(mod, entry.attr)(**kwargs)

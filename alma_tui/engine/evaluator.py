@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from alma_tui.agent.loop import run_episode
 from alma_tui.design_api import Episode, Query
@@ -205,7 +204,7 @@ class Evaluator:
                     hooks.on_step(phase, run, task.task_id, i, action, obs, reward)
 
             try:
-                episode, info = run_episode(env, task, self.domain, memory,
+                episode, _info = run_episode(env, task, self.domain, memory,
                                             lambda msgs: self.agent(msgs, seed), on_step=step_hook)
             except (EvaluationCancelled, DesignFailure):
                 raise

@@ -33,7 +33,6 @@ Genome keys and their values:
 
 # Long lines below are lines of the *generated* modules, kept verbatim so the
 # template reads like the code it produces.
-# ruff: noqa: E501
 
 from __future__ import annotations
 
