@@ -1,0 +1,277 @@
+"""AlmaApp: a live view of the store plus a writer of steering commands.
+
+Data flow: ONE thread worker tails the store every ``poll_interval`` seconds
+(run row, light design rows, new events, LLM totals), diffs against the last
+poll and publishes an :class:`~alma_tui.tui.data.Update` on ``store_updated``;
+the main screen applies it in one go. Heavy reads (one design's detail, one
+design's event history, git) run in their own exclusive workers. Nothing here
+imports sqlmodel or the store before the first frame.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import App
+from textual.signal import Signal
+from textual.worker import get_current_worker
+
+from alma_tui.tui.bindings import APP_KEYS, env_keymap, to_bindings
+from alma_tui.tui.commands import AlmaCommands
+from alma_tui.tui.engine_proc import EngineProcess
+from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, StoreMissing
+
+if TYPE_CHECKING:
+    from alma_tui.store import Store
+    from alma_tui.tui.rows import DesignRow, RunInfo, Totals, Update
+
+
+class AlmaApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "alma"
+    COMMANDS = App.COMMANDS | {AlmaCommands}
+    BINDINGS = to_bindings(APP_KEYS)
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        repo: Path,
+        *,
+        engine: EngineProcess | None = None,
+        clock: Callable[[], datetime] | None = None,
+        poll_interval: float = 0.25,
+        keymap: dict[str, str] | None = None,
+        deterministic: bool = False,
+    ) -> None:
+        super().__init__()
+        self.repo = Path(repo).resolve()
+        self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.poll_interval = poll_interval
+        self.deterministic = deterministic
+        self._keymap = {**env_keymap(), **(keymap or {})}
+        self.store_updated: Signal[Update] = Signal(self, "store-updated")
+        self.store: Store | None = None
+        self.run_info: RunInfo | None = None
+        self.designs: list[DesignRow] = []
+        self.totals: Totals | None = None
+        self.engine_exit: int | None = None
+        self.engine_tail: str = ""
+        self.polls = 0
+        self._wake = threading.Event()
+        self._store_ready = threading.Event()
+        self.started_at = time.perf_counter()
+        self.first_frame_s: float | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def get_default_screen(self):
+        from alma_tui.tui.screens.main import MainScreen
+
+        self.main_screen = MainScreen()
+        return self.main_screen
+
+    def tell(self, message) -> None:
+        """Post to the main screen (thread-safe); workers report there."""
+        screen = getattr(self, "main_screen", None)
+        (screen or self).post_message(message)
+
+    def on_mount(self) -> None:
+        self.theme = "monokai" if "monokai" in self.available_themes else self.theme
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        # start polling once the first frame is on screen
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self.first_frame_s = time.perf_counter() - self.started_at
+        self.poll_store()
+
+    def poll_now(self) -> None:
+        self._wake.set()
+
+    @work(thread=True, exclusive=True, group="poll", name="store-poller")
+    def poll_store(self) -> None:
+        worker = get_current_worker()
+        from alma_tui.store import Store, StoreError, db_path
+        from alma_tui.tui.data import Poller
+
+        store: Store | None = None
+        told_missing = False
+        while not worker.is_cancelled and store is None:
+            if db_path(self.repo).exists():
+                try:
+                    store = Store(self.repo, create=False)
+                    break
+                except StoreError as exc:
+                    reason = str(exc)
+            else:
+                reason = f"no store yet at {db_path(self.repo)}"
+            if not told_missing:
+                self.tell(StoreMissing(reason))
+                told_missing = True
+            self._check_engine()
+            self._wake.wait(0.5)
+            self._wake.clear()
+        if store is None:
+            return
+        self.store = store
+        self._store_ready.set()
+        poller = Poller(store)
+        while not worker.is_cancelled:
+            try:
+                up = poller.poll()
+            except Exception as exc:  # locked/corrupt db, schema change mid-run: keep going
+                self.log.error(f"poll failed: {exc!r}")
+                up = None
+            if up is not None and (not up.empty or up.first):
+                if worker.is_cancelled:
+                    break
+                # blocks until the UI has applied it: natural back-pressure
+                self.call_from_thread(self._apply_update, up)
+            self._check_engine()
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _check_engine(self) -> None:
+        if self.engine is None or self.engine_exit is not None:
+            return
+        rc = self.engine.returncode()
+        if rc is not None:
+            self.engine_exit = rc
+            self.engine_tail = self.engine.log_tail(15)
+            self.tell(EngineExited(rc, self.engine_tail))
+
+    def _apply_update(self, up: Update) -> None:
+        if up.run_changed or up.run is not None:
+            self.run_info = up.run
+        if up.designs is not None:
+            self.designs = up.designs
+        if up.totals is not None:
+            self.totals = up.totals
+        self.polls += 1
+        self.store_updated.publish(up)
+
+    # -- reads in workers -------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="detail")
+    def load_detail(self, design_id: str) -> None:
+        from alma_tui.tui.data import read_detail
+
+        worker = get_current_worker()
+        if not self._store_ready.wait(30) or self.store is None:
+            return
+        from alma_tui.tui.widgets.detail import build_views
+
+        detail = read_detail(self.store, design_id)
+        if worker.is_cancelled:
+            return
+        views = build_views(detail) if detail is not None else None
+        if not worker.is_cancelled:
+            self.tell(DetailLoaded(design_id, views))
+
+    @work(thread=True, exclusive=True, group="history")
+    def load_design_history(self, design_id: str, callback: Callable[[str, list], None]) -> None:
+        from alma_tui.tui.data import read_design_events
+
+        worker = get_current_worker()
+        if not self._store_ready.wait(30) or self.store is None:
+            return
+        events = read_design_events(self.store, design_id)
+        if not worker.is_cancelled:
+            self.call_from_thread(callback, design_id, events)
+
+    # -- writes -----------------------------------------------------------------------------
+    @work(thread=True, group="commands")
+    def send_command(self, kind: str, design_id: str | None = None, text: str = "") -> None:
+        if not self._store_ready.wait(30) or self.store is None:
+            self.tell(CommandDone(kind, design_id, False, "the store is not open yet"))
+            return
+        try:
+            self.store.command(kind, design_id, text, source="tui")
+        except Exception as exc:
+            self.tell(CommandDone(kind, design_id, False, str(exc)))
+            return
+        self.tell(CommandDone(kind, design_id, True))
+        self.poll_now()
+
+    async def wait_commands(self) -> None:
+        """Await every steering write in flight (tests, quitting)."""
+        pending = [w for w in self.workers if w.group == "commands"]
+        if pending:
+            await self.workers.wait_for_complete(pending)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def design(self, design_id: str | None) -> DesignRow | None:
+        if design_id is None:
+            return None
+        for d in self.designs:
+            if d.id == design_id:
+                return d
+        return None
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    async def action_quit(self) -> None:
+        await self.wait_commands()
+        if self.engine is not None and self.engine.running():
+            self.notify("Stopping the engine (it stays resumable)…", timeout=3)
+        self.exit(0)
+
+    def action_detach(self) -> None:
+        """Quit the UI but leave an engine started by it running."""
+        if self.engine is not None:
+            self._detached = True
+        self.exit(0)
+
+
+def run_tui(repo: Path, engine_argv: list[str] | None = None) -> int:
+    """Run the TUI on ``repo``; with ``engine_argv`` also start (and on quit stop) the engine.
+
+    ``engine_argv`` are the arguments of ``python -m alma_tui`` for a headless run,
+    e.g. ``["run", "--headless", "--repo", str(repo), "--iterations", "10"]``.
+    Returns a process exit code.
+    """
+    repo = Path(repo).resolve()
+    engine: EngineProcess | None = None
+    if engine_argv is not None:
+        engine = EngineProcess(repo, engine_argv)
+        engine.start()
+    app = AlmaApp(repo, engine=engine)
+    crashed = True
+    try:
+        app.run()
+        crashed = app.return_code not in (0, None)
+    finally:
+        if engine is not None:
+            detached = getattr(app, "_detached", False)
+            if crashed or detached:
+                if engine.running():
+                    why = "the UI crashed" if crashed else "detached"
+                    print(
+                        f"alma-tui: {why}; the engine keeps running (pid {engine.pid}). "
+                        f"Re-attach with: alma-tui watch --repo {repo}",
+                        file=sys.stderr,
+                    )
+            elif engine.running():
+                print("alma-tui: stopping the engine (SIGINT)…", file=sys.stderr)
+                rc = engine.stop(timeout=8.0)
+                if rc not in (0, None, -2, 130):
+                    print(
+                        f"alma-tui: engine exited with code {rc}; see {engine.log_path}",
+                        file=sys.stderr,
+                    )
+    if engine is not None and app.engine_exit not in (None, 0):
+        print(
+            f"alma-tui: the engine failed (exit {app.engine_exit}). Last lines of "
+            f"{engine.log_path}:\n{app.engine_tail}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0 if app.return_code in (0, None) else int(app.return_code)

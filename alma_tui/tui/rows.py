@@ -1,0 +1,146 @@
+"""Plain rows the UI works with (no sqlmodel here: imported before the first frame)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+HEARTBEAT_STALE_S = 10.0
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: int
+    status: str
+    status_detail: str
+    domain: str
+    meta_model: str
+    agent_model: str
+    selection: str
+    iterations_target: int
+    iterations_done: int
+    no_memory_score: float | None
+    heartbeat_at: datetime | None
+    pid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DesignRow:
+    id: str
+    parent_id: str | None
+    seq: int
+    iteration: int
+    origin: str
+    title: str
+    status: str
+    score: float | None
+    score_se: float | None
+    visits: int
+    pinned: bool
+    vetoed: bool
+    commit: str | None
+    repairs: int
+    error: str | None
+    tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    ts: datetime | None
+    design_id: str | None
+    kind: str
+    message: str
+    data_json: str
+
+    def data(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.data_json or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+    unknown_cost_calls: int = 0
+    by_role: tuple[tuple[str, int, float], ...] = ()
+
+
+@dataclass(slots=True)
+class Update:
+    """What changed since the previous poll (None fields: unchanged)."""
+
+    run: RunInfo | None = None
+    run_changed: bool = False
+    designs: list[DesignRow] | None = None
+    events: list[EventRow] = field(default_factory=list)
+    totals: Totals | None = None
+    first: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.run_changed or self.designs is not None or self.events or self.totals)
+
+
+@dataclass(slots=True)
+class EpisodeRow:
+    phase: str
+    run: int
+    task_id: str
+    goal: str
+    success: bool
+    score: float
+    steps: int
+    retrieved_chars: int
+    error: str | None
+
+
+@dataclass(slots=True)
+class DesignDetail:
+    id: str
+    title: str
+    status: str
+    origin: str
+    parent_id: str | None
+    iteration: int
+    code: str
+    parent_code: str | None
+    parent_title: str | None
+    parent_score: float | None
+    score: float | None
+    score_se: float | None
+    run_scores: list[float]
+    error: str | None
+    error_detail: str | None
+    repairs: int
+    commit: str | None
+    analysis: dict[str, Any] | None
+    analysis_raw: str | None
+    memory: Any
+    memory_raw: str | None
+    tokens: int
+    cost_usd: float
+    evaluation_status: str | None = None
+    evaluation_wall_s: float | None = None
+    evaluation_error: str | None = None
+    episodes: list[EpisodeRow] = field(default_factory=list)
+    no_memory_score: float | None = None
+
+
+def heartbeat_age(run: RunInfo | None, now: datetime) -> float | None:
+    if run is None or run.heartbeat_at is None:
+        return None
+    hb = run.heartbeat_at
+    if hb.tzinfo is None:
+        hb = hb.replace(tzinfo=UTC)
+    return (now - hb).total_seconds()

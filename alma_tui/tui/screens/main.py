@@ -1,0 +1,347 @@
+"""The main screen: header, archive tree | design detail, event log, footer; steering actions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static, TabbedContent
+
+from alma_tui.tui.bindings import MAIN_KEYS, to_bindings
+from alma_tui.tui.format import C_BAD, C_DIM, best_design, best_history
+from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, StoreMissing
+from alma_tui.tui.rows import DesignRow, heartbeat_age
+from alma_tui.tui.screens.modals import ConfirmScreen, GitScreen, HintScreen
+from alma_tui.tui.widgets.archive_tree import ArchiveTree
+from alma_tui.tui.widgets.detail import DetailPane
+from alma_tui.tui.widgets.event_log import EventLogPanel
+from alma_tui.tui.widgets.status_bar import RunHeader, effective_status
+
+if TYPE_CHECKING:
+    from alma_tui.tui.app import AlmaApp
+    from alma_tui.tui.rows import Update
+
+DETAIL_DEBOUNCE_S = 0.06
+TABS = ("diff", "code", "analysis", "evaluation", "memory")
+DESIGN_ACTIONS = {"toggle_pin", "toggle_veto", "git"}
+RUN_ACTIONS = {"toggle_pause", "stop", "hint"}
+
+NOTES = {
+    "pin": "pinned: always among the parents from the next selection",
+    "unpin": "unpinned",
+    "veto": "vetoed: never chosen as a parent (stays visible)",
+    "unveto": "unvetoed",
+    "pause": "pause requested: the engine pauses at the next selection",
+    "resume": "resume requested",
+    "hint": "hint queued for the next analysis",
+    "stop": "stop requested: the engine stops after the current evaluation",
+}
+
+
+class MainScreen(Screen):
+    BINDINGS = to_bindings(MAIN_KEYS)
+    app: AlmaApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detail_for: str | None = None  # design whose detail is on screen
+        self._pending: list[str] = []
+        self._pause_requested: bool | None = None
+        self._detail_timer: Timer | None = None
+        self._had_selection = False
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(self.app.repo, id="header")
+        yield Static("", id="banner")
+        with Horizontal(id="body"):
+            with Vertical(id="archive"):
+                yield ArchiveTree(id="tree")
+            yield DetailPane(id="detail")
+        yield EventLogPanel(id="log-panel")
+        yield Footer(id="footer")
+
+    def on_mount(self) -> None:
+        self.app.store_updated.subscribe(self, self.on_store_update)
+        self.query_one("#archive").border_title = "ARCHIVE"
+        self.query_one("#detail").border_title = "DESIGN"
+        self.tree.focus()
+        if self.app.deterministic:
+            self.query_one("#log-filter", Input).cursor_blink = False
+        self._refresh_header()
+        # heartbeat staleness is a function of time: re-check it every 2 s
+        self.set_interval(2.0, self._refresh_header)
+
+    # -- handy accessors --------------------------------------------------------------------
+    @property
+    def tree(self) -> ArchiveTree:
+        return self.query_one(ArchiveTree)
+
+    @property
+    def log_panel(self) -> EventLogPanel:
+        return self.query_one(EventLogPanel)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def selected_row(self) -> DesignRow | None:
+        return self.tree.row(self.tree.selected_id)
+
+    # -- store updates ----------------------------------------------------------------------
+    def on_store_update(self, up: Update) -> None:
+        tree = self.tree
+        if up.designs is not None:
+            prev_sel = tree.row(tree.selected_id)
+            no_mem = self.app.run_info.no_memory_score if self.app.run_info else None
+            tree.sync(up.designs, no_mem)
+            n = len(up.designs)
+            self.query_one("#archive").border_title = f"ARCHIVE · {n} design{'s' if n != 1 else ''}"
+            cur = tree.row(tree.selected_id)
+            if cur is not None and prev_sel is not None and cur != prev_sel:
+                changed = (cur.status, cur.score, cur.commit) != (
+                    prev_sel.status,
+                    prev_sel.score,
+                    prev_sel.commit,
+                )
+                if changed:
+                    self.app.load_detail(cur.id)
+        if up.events:
+            self.log_panel.add_events(up.events)
+        run = self.app.run_info
+        if (
+            run is not None
+            and self._pause_requested is not None
+            and (
+                (self._pause_requested and run.status == "paused")
+                or (not self._pause_requested and run.status != "paused")
+            )
+        ):
+            self._pause_requested = None
+        if up.run_changed or up.first:
+            self.refresh_bindings()  # footer: run actions enabled or not
+        if up.first or up.run_changed or up.designs is not None or up.totals is not None:
+            self._refresh_header()
+
+    def _refresh_header(self) -> None:
+        app = self.app
+        run = app.run_info
+        age = heartbeat_age(run, app.now())
+        status = effective_status(run, age, app.engine_exit)
+        if app.store is None and run is None:
+            status = "waiting"
+        pending = list(self._pending)
+        if self._pause_requested is True:
+            pending.append("pause")
+        elif self._pause_requested is False:
+            pending.append("resume")
+        designs = app.designs
+        self.query_one(RunHeader).show(
+            run,
+            status,
+            designs,
+            best_design(designs),
+            best_history(designs),
+            app.totals,
+            pending,
+            age,
+        )
+
+    # -- selection --------------------------------------------------------------------------
+    @on(ArchiveTree.DesignHighlighted)
+    def _design_highlighted(self, event: ArchiveTree.DesignHighlighted) -> None:
+        # debounce: holding a cursor key must not load every design on the way
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        first = self._had_selection is False
+        self._had_selection = True
+        if first:
+            self._load_selected(event.design_id)
+        else:
+            self._detail_timer = self.set_timer(
+                DETAIL_DEBOUNCE_S, partial(self._load_selected, event.design_id)
+            )
+        if first:
+            self.refresh_bindings()
+
+    def _load_selected(self, design_id: str) -> None:
+        self._detail_timer = None
+        if design_id != self.tree.selected_id:
+            return
+        self.app.load_detail(design_id)
+        self.log_panel.set_design(design_id)
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        if message.design_id != self.tree.selected_id:
+            return
+        self.detail.show(message.views, message.design_id)
+        self.detail_for = message.design_id
+
+    @on(EventLogPanel.WantDesignHistory)
+    def _want_history(self, message: EventLogPanel.WantDesignHistory) -> None:
+        self.app.load_design_history(message.design_id, self.log_panel.set_design_history)
+
+    # -- engine / store conditions ----------------------------------------------------------
+    def on_engine_exited(self, message: EngineExited) -> None:
+        banner = self.query_one("#banner", Static)
+        if message.returncode == 0:
+            self.notify("The engine finished.", title="engine", timeout=6)
+            return
+        t = Text()
+        t.append(
+            f" ✗ the engine exited with code {message.returncode} ", style=f"bold reverse {C_BAD}"
+        )
+        t.append(f"  last lines of {self.app.repo.name}/.alma/engine.log:\n", style=C_DIM)
+        t.append(message.log_tail or "(empty)", style=C_BAD)
+        banner.update(t)
+        banner.add_class("shown")
+        self.notify(
+            f"The engine exited with code {message.returncode}; see .alma/engine.log",
+            severity="error",
+            timeout=10,
+        )
+        self._refresh_header()
+
+    def on_store_missing(self, message: StoreMissing) -> None:
+        self._refresh_header()
+
+    def on_command_done(self, message: CommandDone) -> None:
+        label = f"{message.kind} {message.design_id or ''}".strip()
+        if label in self._pending:
+            self._pending.remove(label)
+        if not message.ok:
+            self.notify(f"{label} failed: {message.error}", severity="error", title="steering")
+            if message.kind in ("pause", "resume"):
+                self._pause_requested = None
+        self._refresh_header()
+
+    # -- actions ----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DESIGN_ACTIONS and self.selected_row() is None:
+            return None  # shown disabled
+        if action in RUN_ACTIONS:
+            run = self.app.run_info
+            if run is None or run.status not in ("running", "paused", "stopping"):
+                return None
+        return True
+
+    def _steer(self, kind: str, design_id: str | None = None, text: str = "") -> None:
+        label = f"{kind} {design_id or ''}".strip()
+        self._pending.append(label)
+        note = NOTES.get(kind, kind)
+        self.notify(note, title=label if kind != "hint" else "hint", timeout=4)
+        self.app.send_command(kind, design_id, text)
+        self._refresh_header()
+
+    def _optimistic(self, row: DesignRow, **changes: object) -> None:
+        self.tree.refresh_design_label(row.id, replace(row, **changes))
+
+    def action_toggle_pin(self) -> None:
+        d = self.selected_row()
+        if d is None:
+            return
+        kind = "unpin" if d.pinned else "pin"
+        self._optimistic(d, pinned=not d.pinned)
+        self._steer(kind, d.id)
+
+    def action_toggle_veto(self) -> None:
+        d = self.selected_row()
+        if d is None:
+            return
+        kind = "unveto" if d.vetoed else "veto"
+        self._optimistic(d, vetoed=not d.vetoed)
+        self._steer(kind, d.id)
+
+    def action_toggle_pause(self) -> None:
+        run = self.app.run_info
+        if run is None:
+            return
+        paused = run.status == "paused" if self._pause_requested is None else self._pause_requested
+        self._pause_requested = not paused
+        self._steer("resume" if paused else "pause")
+
+    def action_hint(self) -> None:
+        d = self.selected_row()
+        ctx = f"Selected: {d.id} {d.title}." if d else ""
+
+        def done(text: str | None) -> None:
+            if text:
+                self._steer("hint", None, text)
+
+        self.app.push_screen(HintScreen(ctx), done)
+
+    def action_stop(self) -> None:
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._steer("stop")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Stop the search?",
+                "The engine stops after the current evaluation. "
+                "Everything is kept; running `alma-tui run` again resumes.",
+            ),
+            done,
+        )
+
+    def action_git(self) -> None:
+        d = self.selected_row()
+        if d is None:
+            return
+        self.app.push_screen(GitScreen(self.app.repo, d.id, d.commit))
+
+    def action_best(self) -> None:
+        best = best_design(self.app.designs)
+        if best is None:
+            self.notify("No accepted design yet.", severity="warning")
+            return
+        self.tree.go_to(best.id)
+        self.tree.focus()
+
+    def action_follow(self) -> None:
+        tree = self.tree
+        tree.follow = True
+        newest = tree.newest_id()
+        if newest:
+            tree.go_to(newest, auto=True)
+        self.notify("Following the newest design.", timeout=2)
+
+    def go_to_design(self, design_id: str) -> None:
+        self.tree.go_to(design_id)
+        self.tree.focus()
+
+    def action_toggle_scope(self) -> None:
+        panel = self.log_panel
+        panel.set_design(self.tree.selected_id)
+        panel.scope = "all" if panel.scope == "design" else "design"
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#log-filter", Input).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_next_tab(self) -> None:
+        self._cycle_tab(1)
+
+    def action_prev_tab(self) -> None:
+        self._cycle_tab(-1)
+
+    def _cycle_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        i = TABS.index(tabs.active) if tabs.active in TABS else 0
+        tabs.active = TABS[(i + step) % len(TABS)]
+
+    @on(Input.Submitted, "#log-filter")
+    def _back_to_tree(self) -> None:
+        self.tree.focus()
+
+    def key_escape(self) -> None:
+        if self.focused is not None and self.focused.id == "log-filter":
+            self.tree.focus()

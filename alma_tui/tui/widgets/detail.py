@@ -1,0 +1,343 @@
+"""Right pane: the selected design, in five tabs (diff, code, analysis, evaluation, memory)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from rich.cells import cell_len
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import ScrollableContainer, Vertical, VerticalScroll
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
+
+from alma_tui.tui.format import (
+    C_ACCENT,
+    C_BAD,
+    C_DIM,
+    C_GOOD,
+    C_INFO,
+    C_WARN,
+    code_block,
+    diff_stats,
+    fmt_cost,
+    fmt_delta,
+    fmt_score,
+    fmt_tokens,
+    render_diff,
+)
+from alma_tui.tui.rows import DesignDetail
+
+MAX_MEMORY_CHARS = 200_000
+LABEL_STYLE = {
+    "useful": f"bold {C_GOOD}",
+    "potentially_useful": C_WARN,
+    "irrelevant": C_DIM,
+    "empty_or_bad_format": C_BAD,
+}
+STATUS_BADGE = {
+    "accepted": f"bold #1e1e2e on {C_GOOD}",
+    "rejected": f"bold #1e1e2e on {C_BAD}",
+    "evaluating": f"bold #1e1e2e on {C_WARN}",
+}
+
+
+def _code(code: str, lexer: str = "python") -> Text:
+    return code_block(code, lexer)
+
+
+def render_header(d: DesignDetail) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(f" {d.id} ", style=f"bold reverse {C_ACCENT}")
+    t.append(f" {d.title or 'untitled'}\n", style="bold")
+    t.append(f" {d.status.upper()} ", style=STATUS_BADGE.get(d.status, f"bold reverse {C_DIM}"))
+    if d.score is not None:
+        t.append("  ")
+        t.append(fmt_score(d.score), style=f"bold {C_GOOD}")
+        if d.score_se is not None:
+            t.append(f" ± {d.score_se:.3f}", style=C_DIM)
+        delta, dstyle = fmt_delta(d.score, d.parent_score)
+        if delta:
+            t.append(f"  {delta} vs parent", style=dstyle)
+    t.append(f"   {d.origin}", style=C_DIM)
+    t.append(f" · iter {d.iteration}", style=C_DIM)
+    if d.parent_id:
+        t.append(" · parent ", style=C_DIM)
+        t.append(d.parent_id, style=f"bold {C_INFO}")
+    if d.repairs:
+        t.append(f"   {d.repairs} repair{'s' if d.repairs > 1 else ''}", style=C_WARN)
+    if d.commit:
+        t.append("   commit ", style=C_DIM)
+        t.append(d.commit[:8], style=C_WARN)
+    if d.tokens or d.cost_usd:
+        t.append(f"   {fmt_tokens(d.tokens)} tok {fmt_cost(d.cost_usd)}", style=C_DIM)
+    return t
+
+
+def render_diff_tab(d: DesignDetail) -> RenderableType:
+    if d.parent_code is None:
+        return Group(
+            Text(
+                f"{d.id} is a seed design ({d.origin}): it has no parent. Its code:\n",
+                style=f"italic {C_DIM}",
+            ),
+            _code(d.code),
+        )
+    added, removed = diff_stats(d.parent_code, d.code)
+    head = Text()
+    head.append(f"{d.parent_id}", style=f"bold {C_INFO}")
+    head.append(f" {d.parent_title or ''}", style=C_DIM)
+    head.append("  →  ", style=C_DIM)
+    head.append(f"{d.id}", style=f"bold {C_ACCENT}")
+    head.append(f" {d.title}", style=C_DIM)
+    head.append(f"     +{added}", style=f"bold {C_GOOD}")
+    head.append(f" −{removed}", style=f"bold {C_BAD}")  # noqa: RUF001
+    if d.score is not None and d.parent_score is not None:
+        delta, dstyle = fmt_delta(d.score, d.parent_score)
+        head.append(f"     score {fmt_score(d.parent_score)} → {fmt_score(d.score)} ", style=C_DIM)
+        head.append(delta, style=f"bold {dstyle}")
+    head.append("\n")
+    body = render_diff(d.parent_code, d.code, f"{d.parent_id}/design.py", f"{d.id}/design.py")
+    return Group(head, body)
+
+
+def render_code_tab(d: DesignDetail) -> RenderableType:
+    parts: list[RenderableType] = []
+    if d.error:
+        parts.append(
+            Panel(
+                Text(d.error_detail or d.error, style=C_BAD),
+                title=f"rejected after {d.repairs} repairs" if d.repairs else "error",
+                border_style=C_BAD,
+                title_align="left",
+            )
+        )
+    parts.append(_code(d.code or "# (no code)"))
+    return Group(*parts)
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}", style=f"bold {C_ACCENT}")
+
+
+def render_analysis_tab(d: DesignDetail) -> RenderableType:
+    a = d.analysis
+    if not a and not d.analysis_raw:
+        why = "it is a seed design" if d.origin == "builtin" else "the meta agent left none"
+        return Text(f"No analysis: {why}.", style=f"italic {C_DIM}")
+    parts: list[RenderableType] = []
+    if isinstance(a, dict):
+        if a.get("title_hint"):
+            parts.append(Text.assemble(("Idea  ", C_DIM), (str(a["title_hint"]), "bold")))
+        if a.get("lessons_from_previous"):
+            parts.append(_section(f"Lessons from the parent ({d.parent_id or '—'})"))
+            parts.append(Padding(Text(str(a["lessons_from_previous"])), (0, 2)))
+        changes = a.get("suggested_changes") or []
+        if changes:
+            parts.append(_section("Suggested changes"))
+            tab = Table(box=None, show_header=True, header_style=C_DIM, pad_edge=False, expand=True)
+            tab.add_column("#", width=3, style=f"bold {C_WARN}")
+            tab.add_column("what", ratio=3)
+            tab.add_column("why", ratio=2, style=C_DIM)
+            for c in sorted(
+                (c for c in changes if isinstance(c, dict)), key=lambda c: c.get("priority", 9)
+            ):
+                tab.add_row(
+                    str(c.get("priority", "")), str(c.get("what", "")), str(c.get("why", ""))
+                )
+            parts.append(Padding(tab, (0, 2)))
+        assess = a.get("trajectory_assessments") or []
+        if assess:
+            parts.append(_section("How memory did on the parent's trajectories"))
+            tab = Table(box=None, show_header=True, header_style=C_DIM, pad_edge=False, expand=True)
+            tab.add_column("task", no_wrap=True, style=C_INFO)
+            tab.add_column("memory", no_wrap=True)
+            tab.add_column("how it could help", ratio=1)
+            for x in assess:
+                if isinstance(x, dict):
+                    label = str(x.get("memory_label", ""))
+                    tab.add_row(
+                        str(x.get("task_id", "")),
+                        Text(label, style=LABEL_STYLE.get(label, "")),
+                        str(x.get("how_it_could_help", "")),
+                    )
+            parts.append(Padding(tab, (0, 2)))
+        for key, title in (
+            ("content_quality_issues", "Content quality issues"),
+            ("structure_issues", "Structure issues"),
+        ):
+            items = a.get(key) or []
+            if items:
+                parts.append(_section(title))
+                parts.extend(Padding(Text.assemble(("• ", C_WARN), str(i)), (0, 2)) for i in items)
+    if d.analysis_raw:
+        parts.append(_section("Raw answer"))
+        parts.append(Panel(Text(d.analysis_raw, style=C_DIM), border_style="#3b3a40"))
+    return Group(*parts)
+
+
+def render_eval_summary(d: DesignDetail) -> RenderableType:
+    t = Text()
+    if d.evaluation_status is None:
+        if d.status == "rejected":
+            t.append("Not evaluated: ", style=f"bold {C_BAD}")
+            t.append(d.error or "rejected during validation", style=C_BAD)
+        else:
+            t.append("No evaluation yet.", style=f"italic {C_DIM}")
+        return t
+    t.append("fitness ", style=C_DIM)
+    t.append(fmt_score(d.score), style=f"bold {C_GOOD}")
+    if d.score_se is not None:
+        t.append(f" ± {d.score_se:.3f}", style=C_DIM)
+    t.append("  (mean deployment success over runs ± standard error)", style=C_DIM)
+    if d.no_memory_score is not None and d.score is not None:
+        delta, dstyle = fmt_delta(d.score, d.no_memory_score)
+        t.append(f"\nno-memory baseline {fmt_score(d.no_memory_score)}  ", style=C_DIM)
+        t.append(f"{delta} vs no memory", style=f"bold {dstyle}")
+    if d.run_scores:
+        t.append("\nper run  ", style=C_DIM)
+        for i, s in enumerate(d.run_scores):
+            bar = "█" * round(s * 20)
+            t.append(f"\n  run {i}  ", style=C_DIM)
+            t.append(bar.ljust(20, "·"), style=C_ACCENT)
+            t.append(f" {s:.3f}", style="bold")
+    status = d.evaluation_status
+    t.append(f"\nstatus {status}", style=C_WARN if status == "running" else C_DIM)
+    if d.evaluation_wall_s is not None:
+        t.append(f" · {d.evaluation_wall_s:.1f}s wall", style=C_DIM)
+    col = [e for e in d.episodes if e.phase == "collection"]
+    if col:
+        ok = sum(e.success for e in col)
+        t.append(f" · collection {ok}/{len(col)} successful episodes fed to update()", style=C_DIM)
+    if d.evaluation_error:
+        t.append(f"\n{d.evaluation_error}", style=C_BAD)
+    return t
+
+
+def fill_eval_table(table: DataTable, d: DesignDetail) -> None:
+    table.clear(columns=True)
+    dep = [e for e in d.episodes if e.phase == "deployment"]
+    if not dep:
+        return
+    runs = sorted({e.run for e in dep})
+    by_task: dict[str, dict[int, Any]] = defaultdict(dict)
+    goals: dict[str, str] = {}
+    for e in dep:
+        by_task[e.task_id][e.run] = e
+        goals[e.task_id] = e.goal
+    table.add_column("task", key="task")
+    table.add_column("goal", key="goal")
+    for r in runs:
+        table.add_column(f"run {r}", key=f"r{r}")
+    table.add_column("success", key="rate")
+    table.add_column("retrieved", key="ret")
+    table.add_column("note", key="note")
+    for task, per_run in by_task.items():
+        cells: list[Any] = [Text(task, style=C_INFO), Text(goals[task][:40], style="")]
+        for r in runs:
+            e = per_run.get(r)
+            if e is None:
+                cells.append(Text("·", style=C_DIM))
+            elif e.success:
+                cells.append(Text(f"✓ {e.steps:>2} st", style=C_GOOD))
+            else:
+                cells.append(Text(f"✗ {e.steps:>2} st", style=C_BAD))
+        eps = list(per_run.values())
+        rate = sum(e.success for e in eps) / len(eps)
+        cells.append(Text(f"{rate:.0%}", style=f"bold {C_GOOD if rate >= 0.5 else C_BAD}"))
+        avg_ret = sum(e.retrieved_chars for e in eps) // max(1, len(eps))
+        cells.append(Text(f"{avg_ret} ch", style=C_DIM))
+        errs = sorted({e.error for e in eps if e.error})
+        cells.append(Text("; ".join(errs)[:28], style=C_DIM))
+        table.add_row(*cells, key=task)
+
+
+def render_memory_tab(d: DesignDetail) -> RenderableType:
+    if d.memory is None:
+        if d.memory_raw:
+            return Text(d.memory_raw[:MAX_MEMORY_CHARS])
+        return Text(
+            "No memory snapshot (taken after the collection phase).", style=f"italic {C_DIM}"
+        )
+    text = json.dumps(d.memory, indent=2, ensure_ascii=False, default=str)
+    head = Text(f"snapshot() after collection · {len(text):,} chars\n", style=C_DIM)
+    if len(text) > MAX_MEMORY_CHARS:
+        text = text[:MAX_MEMORY_CHARS] + "\n… (truncated)"
+    return Group(head, _code(text, "json"))
+
+
+@dataclass
+class DetailViews:
+    """Everything the pane shows, built off the UI thread."""
+
+    detail: DesignDetail
+    header: RenderableType
+    diff: RenderableType
+    code: RenderableType
+    analysis: RenderableType
+    eval_summary: RenderableType
+    memory: RenderableType
+
+
+def _width(content: RenderableType) -> int:
+    texts = content.renderables if isinstance(content, Group) else [content]
+    width = 20
+    for t in texts:
+        if isinstance(t, Text):
+            width = max(width, max((cell_len(x) for x in t.plain.split("\n")), default=0))
+    return width
+
+
+def build_views(d: DesignDetail) -> DetailViews:
+    return DetailViews(
+        detail=d,
+        header=render_header(d),
+        diff=render_diff_tab(d),
+        code=render_code_tab(d),
+        analysis=render_analysis_tab(d),
+        eval_summary=render_eval_summary(d),
+        memory=render_memory_tab(d),
+    )
+
+
+class DetailPane(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Select a design", style=C_DIM), id="detail-header")
+        with TabbedContent(initial="diff", id="tabs"):
+            with TabPane("Diff", id="diff"), ScrollableContainer(classes="wide"):
+                yield Static(id="diff-body", classes="content")
+            with TabPane("Code", id="code"), ScrollableContainer(classes="wide"):
+                yield Static(id="code-body", classes="content")
+            with TabPane("Analysis", id="analysis"), VerticalScroll():
+                yield Static(id="analysis-body")
+            with TabPane("Evaluation", id="evaluation"), Vertical():
+                yield Static(id="eval-summary")
+                yield DataTable(id="eval-table", zebra_stripes=True, cursor_type="row")
+            with TabPane("Memory", id="memory"), ScrollableContainer(classes="wide"):
+                yield Static(id="memory-body", classes="content")
+
+    def show(self, views: DetailViews | None, design_id: str | None = None) -> None:
+        if views is None:
+            self.query_one("#detail-header", Static).update(
+                Text(f"{design_id or ''} not found", style=C_DIM)
+            )
+            return
+        self.query_one("#detail-header", Static).update(views.header)
+        self._wide("#diff-body", views.diff)
+        self._wide("#code-body", views.code)
+        self.query_one("#analysis-body", Static).update(views.analysis)
+        self.query_one("#eval-summary", Static).update(views.eval_summary)
+        fill_eval_table(self.query_one("#eval-table", DataTable), views.detail)
+        self._wide("#memory-body", views.memory)
+
+    def _wide(self, selector: str, content: RenderableType) -> None:
+        """Fixed width = longest line: scrolls sideways, and layout never re-measures it."""
+        static = self.query_one(selector, Static)
+        static.styles.width = _width(content) + 2
+        static.update(content)

@@ -1,0 +1,188 @@
+"""Two-line run header: what runs where, how far, how well, at what cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Sparkline
+
+from alma_tui.tui.format import (
+    C_ACCENT,
+    C_BAD,
+    C_DIM,
+    C_GOOD,
+    C_WARN,
+    STATUS_STYLE,
+    fmt_cost,
+    fmt_score,
+    fmt_tokens,
+    is_offline,
+)
+from alma_tui.tui.widgets.line import Line
+
+if TYPE_CHECKING:
+    from alma_tui.tui.rows import DesignRow, RunInfo, Totals
+
+STATUS_ICON = {
+    "running": "▶",
+    "paused": "⏸",
+    "stopping": "◼",
+    "done": "✓",
+    "stopped": "◼",
+    "budget": "$",
+    "error": "✗",
+    "not running": "⚠",
+    "waiting": "…",
+}
+
+
+def effective_status(run: RunInfo | None, hb_age: float | None, engine_exit: int | None) -> str:
+    if run is None:
+        return "waiting"
+    if engine_exit not in (None, 0):
+        return "error" if run.status in ("running", "paused", "stopping") else run.status
+    if run.status in ("running", "paused", "stopping") and (hb_age is None or hb_age > 10.0):
+        return "not running"
+    return run.status
+
+
+def _model(label: str, model: str) -> Text:
+    t = Text()
+    t.append(f"{label} ", style=C_DIM)
+    t.append(model, style="bold")
+    if is_offline(model):
+        t.append(" offline", style=f"italic {C_WARN}")
+    return t
+
+
+class RunHeader(Widget):
+    DEFAULT_CSS = """
+    RunHeader { height: 2; dock: top; }
+    RunHeader Horizontal { height: 1; }
+    RunHeader #hdr-top { width: 1fr; }
+    RunHeader #hdr-left { width: 100; padding: 0 1; }
+    RunHeader #hdr-spark { width: 16; margin: 0 1 0 0; }
+    RunHeader #hdr-right { width: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, repo: Path, **kw) -> None:
+        super().__init__(**kw)
+        self.repo = repo
+
+    def compose(self) -> ComposeResult:
+        yield Line(id="hdr-top")
+        with Horizontal(id="hdr-bottom"):
+            yield Line(id="hdr-left")
+            yield Sparkline([], id="hdr-spark")
+            yield Line(id="hdr-right")
+
+    def _brand(self) -> Text:
+        t = Text()
+        t.append(" ◆ ALMA ", style=f"bold #1e1e2e on {C_ACCENT}")
+        t.append(f" {self.repo.name}", style="bold")
+        return t
+
+    def show(
+        self,
+        run: RunInfo | None,
+        status: str,
+        designs: Sequence[DesignRow],
+        best: DesignRow | None,
+        history: list[float],
+        totals: Totals | None,
+        pending: list[str],
+        hb_age: float | None,
+    ) -> None:
+        st = Text()
+        st.append(
+            f" {STATUS_ICON.get(status, '•')} {status.upper()} ",
+            style=f"reverse {STATUS_STYLE.get(status, 'bold')}",
+        )
+        if status == "not running" and hb_age is not None:
+            st.append(f" no heartbeat for {hb_age:.0f}s", style=C_BAD)
+        elif status == "waiting":
+            st.append(" waiting for the engine to create the store…", style=C_DIM)
+        if run is not None and run.status_detail and status not in ("running",):
+            st.append(f" {run.status_detail}", style=C_DIM)
+
+        info = Text()
+        if run is not None:
+            info.append(run.domain, style=f"bold {C_ACCENT}")
+            info.append("  ")
+            info.append_text(_model("meta", run.meta_model))
+            info.append("  ")
+            info.append_text(_model("agent", run.agent_model))
+            info.append("  ")
+            info.append(run.selection, style=C_DIM)
+
+        pend = Text()
+        if pending:
+            pend.append("queued: ", style=C_DIM)
+            pend.append(", ".join(pending[-4:]), style=f"bold {C_WARN}")
+        top = Text(no_wrap=True, overflow="ellipsis")
+        top.append_text(self._brand())
+        top.append("  ")
+        top.append_text(st)
+        top.append("  ")
+        top.append_text(info)
+        if pend:
+            top.append("   ")
+            top.append_text(pend)
+        self.query_one("#hdr-top", Line).show(top)
+
+        it = Text()
+        if run is not None:
+            n, total = run.iterations_done, run.iterations_target
+            it.append("iter ", style=C_DIM)
+            it.append(f"{n}/{total or '∞'}", style="bold")
+            if total:
+                filled = round(10 * min(1.0, n / total))
+                it.append(" " + "━" * filled, style=C_ACCENT)
+                it.append("━" * (10 - filled), style="#3b3a40")
+
+        acc = sum(1 for d in designs if d.status == "accepted")
+        rej = sum(1 for d in designs if d.status == "rejected")
+        inflight = sum(1 for d in designs if d.status in ("proposed", "validating", "evaluating"))
+        counts = Text()
+        counts.append(f"{len(designs)} designs  ", style=C_DIM)
+        counts.append(f"✓ {acc}", style=f"bold {C_GOOD}")
+        counts.append("  ")
+        counts.append(f"✗ {rej}", style=f"bold {C_BAD}")
+        if inflight:
+            counts.append(f"  ◔ {inflight}", style=f"bold {C_WARN}")
+
+        bt = Text()
+        bt.append("best ", style=C_DIM)
+        if best is not None:
+            bt.append(fmt_score(best.score), style=f"bold {C_GOOD}")
+            bt.append(f" {best.id}", style="bold")
+            if run is not None and run.no_memory_score is not None and best.score is not None:
+                bt.append(f"  (no memory {fmt_score(run.no_memory_score)})", style=C_DIM)
+        else:
+            bt.append("—", style=C_DIM)
+        left = Text(no_wrap=True, overflow="ellipsis")
+        for part in (it, counts, bt):
+            if part.plain:
+                left.append_text(part)
+                left.append("   ")
+        self.query_one("#hdr-left", Line).show(left)
+        spark = self.query_one("#hdr-spark", Sparkline)
+        data = history[-48:] if len(history) > 1 else [*history, *history]
+        if list(spark.data or []) != data:
+            spark.data = data
+
+        cost = Text()
+        if totals is not None:
+            cost.append(f"{fmt_tokens(totals.tokens)} tok", style="bold")
+            cost.append(f" · {totals.calls} calls · ", style=C_DIM)
+            cost.append(fmt_cost(totals.cost_usd), style=f"bold {C_GOOD}")
+            if totals.unknown_cost_calls:
+                cost.append(f" (+{totals.unknown_cost_calls} unpriced)", style=C_WARN)
+        cost.justify = "right"
+        self.query_one("#hdr-right", Line).show(cost)

@@ -1,0 +1,542 @@
+"""Functional Pilot tests of the TUI: keys drive steering, assertions are on the store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from alma_tui.store import Store
+from alma_tui.store.models import Command, Design, Event
+from alma_tui.tui.app import AlmaApp
+from alma_tui.tui.engine_proc import EngineProcess
+from alma_tui.tui.format import best_history, design_label, render_diff
+from alma_tui.tui.screens.main import MainScreen
+from alma_tui.tui.screens.modals import GitScreen, HintScreen
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tui_fixture import FIXED_NOW, T0, make_fixture_repo
+
+SIZE = (160, 48)
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    return make_fixture_repo(tmp_path_factory.mktemp("tpl") / "designs_repo")
+
+
+@pytest.fixture
+def repo(template_repo: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "designs_repo"
+    shutil.copytree(template_repo, dest)
+    return dest
+
+
+def make_app(repo: Path, **kw) -> AlmaApp:
+    return AlmaApp(repo, clock=lambda: FIXED_NOW, poll_interval=0.05, deterministic=True, **kw)
+
+
+async def wait_until(pilot, cond, steps: int = 600) -> None:
+    """Let the app run until ``cond()`` holds (bounded by steps, not by a time threshold)."""
+    for _ in range(steps):
+        if cond():
+            return
+        await pilot.pause(0.02)
+    assert cond(), "condition not reached"
+
+
+async def ready(pilot, design_id: str | None = None) -> MainScreen:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.polls > 0 and app.main_screen.detail_for is not None)
+    main = app.main_screen
+    if design_id is not None:
+        main.go_to_design(design_id)
+        await wait_until(pilot, lambda: main.detail_for == design_id)
+    return main
+
+
+def store_design(repo: Path, design_id: str) -> Design:
+    s = Store(repo, create=False)
+    try:
+        d = s.get_design(design_id)
+        assert d is not None
+        return d
+    finally:
+        s.close()
+
+
+def commands(repo: Path) -> list[Command]:
+    s = Store(repo, create=False)
+    try:
+        with s.session() as ses:
+            return list(ses.exec(select(Command).order_by(Command.id)).all())
+    finally:
+        s.close()
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+async def test_loads_archive_and_follows_newest(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        assert set(main.tree.rows) == {f"d00{i}" for i in range(1, 9)}
+        assert main.detail_for == "d008"  # newest design selected
+        # tree structure: d006 under d004 under d002
+        node = main.tree._dnodes["d006"]
+        assert node.parent is main.tree._dnodes["d004"]
+        assert node.parent.parent is main.tree._dnodes["d002"]
+        assert main.log_panel.log_widget.line_count > 50
+
+
+# -- steering -------------------------------------------------------------------------------
+
+
+async def test_pin_key_sets_flag_and_writes_command(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot, "d004")
+        await pilot.press("p")
+        await app.wait_commands()
+        assert store_design(repo, "d004").pinned is True
+        assert [(c.kind, c.design_id, c.source) for c in commands(repo)][-1] == (
+            "pin",
+            "d004",
+            "tui",
+        )
+        # visible in the tree (optimistic at once, then confirmed by the poll)
+        assert main.tree.row("d004").pinned
+        await wait_until(pilot, lambda: app.design("d004") is not None and app.design("d004").pinned)
+        assert "⚑" in str(main.tree._dnodes["d004"].label)
+        await pilot.press("p")
+        await app.wait_commands()
+        assert store_design(repo, "d004").pinned is False
+        assert commands(repo)[-1].kind == "unpin"
+
+
+async def test_veto_key(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot, "d003")
+        await pilot.press("v")
+        await app.wait_commands()
+        assert store_design(repo, "d003").vetoed is True
+        assert commands(repo)[-1].kind == "veto"
+        await wait_until(pilot, lambda: "⊘" in str(main.tree._dnodes["d003"].label))
+        # an already vetoed design is unvetoed
+        main.go_to_design("d007")
+        await wait_until(pilot, lambda: main.detail_for == "d007")
+        await pilot.press("v")
+        await app.wait_commands()
+        assert store_design(repo, "d007").vetoed is False
+        assert commands(repo)[-1].kind == "unveto"
+
+
+async def test_space_pauses_and_resumes(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("space")
+        await app.wait_commands()
+        assert commands(repo)[-1].kind == "pause"
+        # the engine applies it at its next selection: simulate that
+        s = Store(repo, create=False)
+        s.update_run(1, status="paused", heartbeat_at=FIXED_NOW)
+        s.close()
+        await wait_until(pilot, lambda: app.run_info is not None and app.run_info.status == "paused")
+        await pilot.press("space")
+        await app.wait_commands()
+        assert commands(repo)[-1].kind == "resume"
+
+
+async def test_hint_modal_writes_hint(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HintScreen))
+        await pilot.press(*"count objects per room")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await app.wait_commands()
+        last = commands(repo)[-1]
+        assert (last.kind, last.text) == ("hint", "count objects per room")
+        # escape cancels without writing
+        n = len(commands(repo))
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HintScreen))
+        await pilot.press("x", "escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await app.wait_commands()
+        assert len(commands(repo)) == n
+
+
+async def test_stop_asks_then_writes(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("s")
+        await pilot.press("n")
+        await app.wait_commands()
+        assert all(c.kind != "stop" for c in commands(repo))
+        await pilot.press("s")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await app.wait_commands()
+        assert commands(repo)[-1].kind == "stop"
+
+
+async def test_steering_keys_inert_when_run_is_over(repo: Path) -> None:
+    s = Store(repo, create=False)
+    s.update_run(1, status="done")
+    s.close()
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        n = len(commands(repo))
+        await pilot.press("space", "s")
+        await app.wait_commands()
+        assert len(commands(repo)) == n
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_command_palette_pins(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, "d002")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Pin d002")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await app.wait_commands()
+        await wait_until(pilot, lambda: any(c.kind == "pin" and c.design_id == "d002" for c in commands(repo)))
+        assert store_design(repo, "d002").pinned
+
+
+# -- navigation -----------------------------------------------------------------------------
+
+
+async def test_best_and_tabs(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        await pilot.press("b")
+        await wait_until(pilot, lambda: main.detail_for == "d006")
+        assert main.tree.follow is False
+        from textual.widgets import TabbedContent
+
+        tabs = main.query_one(TabbedContent)
+        assert tabs.active == "diff"
+        for key, tab in (("2", "code"), ("3", "analysis"), ("4", "evaluation"), ("5", "memory")):
+            await pilot.press(key)
+            assert tabs.active == tab
+        await pilot.press("right_square_bracket")
+        assert tabs.active == "diff"
+        await pilot.press("n")
+        await wait_until(pilot, lambda: main.detail_for == "d008")
+        assert main.tree.follow is True
+
+
+async def test_git_modal(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, "d006")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: isinstance(app.screen, GitScreen))
+        from textual.widgets import Static
+
+        body = app.screen.query_one("#git-body", Static)
+        await wait_until(pilot, lambda: "Location priors" in str(body.render()))
+        assert "d004" in str(body.render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_log_filter_and_scope(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot, "d006")
+        log = main.log_panel.log_widget
+        await pilot.press("slash")
+        assert app.focused is not None and app.focused.id == "log-filter"
+        await pilot.press(*"failure")
+        await wait_until(pilot, lambda: 0 < log.line_count < 60)
+        assert all("failure" in line for line in log.lines)
+        await pilot.press("escape")
+        assert app.focused is main.tree
+        await pilot.press("l")
+        await wait_until(pilot, lambda: main.log_panel.scope == "design" and main.log_panel._design_ready)
+        assert all(" d006 " in line for line in log.lines)
+
+
+# -- live updates ---------------------------------------------------------------------------
+
+
+def _insert_design(repo: Path, did: str, parent: str, seq: int, **kw) -> None:
+    s = Store(repo, create=False)
+    s.add(
+        Design(
+            id=did,
+            run_id=1,
+            seq=seq,
+            parent_id=parent,
+            iteration=4,
+            title=f"live {did}",
+            code="x = 1\n",
+            status=kw.pop("status", "evaluating"),
+            **kw,
+        )
+    )
+    s.emit("design.proposed", f"{did} proposed", run_id=1, design_id=did, flush=True)
+    s.close()
+
+
+async def test_new_designs_appear_live(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        _insert_design(repo, "d009", "d006", 9)
+        await wait_until(pilot, lambda: "d009" in main.tree.rows)
+        assert main.tree._dnodes["d009"].parent is main.tree._dnodes["d006"]
+        await wait_until(pilot, lambda: main.detail_for == "d009")  # follows the newest
+        assert any("d009 proposed" in line for line in main.log_panel.log_widget.lines)
+        # status change: evaluating -> accepted updates label and the open detail
+        s = Store(repo, create=False)
+        s.update_design("d009", status="accepted", score=0.71, score_se=0.02)
+        s.close()
+        await wait_until(pilot, lambda: "0.710" in str(main.tree._dnodes["d009"].label))
+        assert "★" in str(main.tree._dnodes["d009"].label)  # new best
+        # once the user moves the cursor, new designs no longer steal it
+        await pilot.press("up")
+        await wait_until(pilot, lambda: main.detail_for not in (None, "d009"))
+        moved_to = main.detail_for
+        _insert_design(repo, "d010", "d009", 10)
+        await wait_until(pilot, lambda: "d010" in main.tree.rows)
+        await pilot.pause(0.2)
+        assert main.tree.selected_id == moved_to
+
+
+async def test_heartbeat_staleness_shown(repo: Path) -> None:
+    app = AlmaApp(
+        repo,
+        clock=lambda: FIXED_NOW + timedelta(seconds=60),
+        poll_interval=0.05,
+        deterministic=True,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+
+        status = app.main_screen.query_one("#hdr-top")
+        assert "NOT RUNNING" in str(status.render())
+
+
+async def test_waits_for_a_store_that_does_not_exist_yet(tmp_path: Path, template_repo: Path) -> None:
+    repo = tmp_path / "later"
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+
+        status = app.main_screen.query_one("#hdr-top")
+        assert "WAITING" in str(status.render())
+        shutil.copytree(template_repo, repo)
+        app.poll_now()
+        await ready(pilot)
+        assert app.run_info is not None and app.run_info.domain == "household"
+
+
+# -- the engine subprocess ------------------------------------------------------------------
+
+
+class ScriptEngine(EngineProcess):
+    def __init__(self, repo: Path, script: str) -> None:
+        super().__init__(repo, [])
+        self.script = script
+
+    @property
+    def cmd(self) -> list[str]:
+        return [sys.executable, "-c", self.script]
+
+
+async def test_engine_failure_is_shown(repo: Path) -> None:
+    engine = ScriptEngine(repo, "import sys; print('Traceback: boom in the engine'); sys.exit(3)")
+    engine.start()
+    app = make_app(repo, engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_until(pilot, lambda: app.engine_exit == 3)
+        from textual.widgets import Static
+
+        banner = app.main_screen.query_one("#banner", Static)
+        await wait_until(pilot, lambda: banner.has_class("shown"))
+        assert "boom in the engine" in str(banner.render())
+        assert "exited with code 3" in str(banner.render())
+
+
+def test_engine_process_stops_with_sigint(tmp_path: Path) -> None:
+    script = (
+        "import signal, sys, time\n"
+        "def bye(*a):\n    print('clean shutdown', flush=True); sys.exit(0)\n"
+        "signal.signal(signal.SIGINT, bye)\n"
+        "print('re' + 'ady', flush=True)\n"
+        "while True: time.sleep(0.05)\n"
+    )
+    engine = ScriptEngine(tmp_path, script)
+    engine.start()
+    from alma_tui.tui.data import wait_for
+
+    assert wait_for(lambda: "ready" in engine.log_tail().splitlines()[-1:][0], timeout=20)
+    assert engine.running()
+    assert engine.stop(timeout=10) == 0
+    assert "clean shutdown" in engine.log_tail()
+
+
+# -- stress ---------------------------------------------------------------------------------
+
+
+def _big_archive(path: Path, n_designs: int = 500, n_events: int = 10_000) -> Path:
+    make_fixture_repo(path, git=False)
+    s = Store(path, create=False)
+    rows = []
+    for i in range(9, n_designs + 1):
+        parent = f"d{max(1, (i * 7) % (i - 1) or 1):03d}" if i > 9 else "d006"
+        rows.append(
+            Design(
+                id=f"d{i:03d}",
+                run_id=1,
+                seq=i,
+                parent_id=parent,
+                iteration=3 + i // 10,
+                title=f"variant {i} of location priors",
+                code=f"x = {i}\n",
+                status="accepted" if i % 5 else "rejected",
+                score=(0.3 + (i % 37) / 100) if i % 5 else None,
+                visits=i % 4,
+            )
+        )
+    s.add(*rows)
+    evs = [
+        Event(
+            ts=T0,
+            run_id=1,
+            design_id="d420",
+            kind="episode.step",
+            message="",
+            data_json=json.dumps(
+                {
+                    "phase": "deployment",
+                    "run": k % 3,
+                    "task_id": f"t{k % 17}",
+                    "step": k,
+                    "action": "go to fridge 1",
+                    "observation": "You see a fridge.",
+                    "reward": 0,
+                }
+            ),
+        )
+        for k in range(n_events)
+    ]
+    with s.session() as ses:
+        ses.add_all(evs)
+        ses.commit()
+    s.close()
+    return path
+
+
+async def test_stress_500_designs_10k_events_stays_responsive(tmp_path: Path) -> None:
+    repo = _big_archive(tmp_path / "big")
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        assert len(main.tree.rows) == 500
+        # key round trips while a writer streams another 10k events
+        stop = threading.Event()
+
+        def writer() -> None:
+            s = Store(repo, create=False)
+            k = 0
+            while not stop.is_set() and k < 5_000:
+                for _ in range(500):
+                    s.emit("episode.step", f"step {k}", run_id=1, design_id="d421", data={"step": k})
+                    k += 1
+                s.flush_events()
+            s.close()
+
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            main.go_to_design("d420")
+            await wait_until(pilot, lambda: main.detail_for == "d420")
+            await pilot.press("l")  # this design's 10,000 events
+            await wait_until(pilot, lambda: main.log_panel._design_ready)
+            assert main.log_panel.log_widget.line_count >= 9_000
+            await pilot.press("b")
+            await wait_until(
+                pilot,
+                lambda: (
+                    main.detail_for == main.tree.row(main.detail_for).id
+                    and main.tree.row(main.detail_for).score == max(d.score for d in app.designs if d.score is not None)
+                ),
+            )
+            await pilot.press("down")
+            await wait_until(pilot, lambda: main.tree.selected_id is not None)
+            await pilot.press("l")
+            assert main.log_panel.scope == "all"
+        finally:
+            stop.set()
+            t.join(30)
+        await wait_until(pilot, lambda: any("step 4999" in x for x in main.log_panel.log_widget.lines[-50:]))
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+def test_render_diff_marks_lines() -> None:
+    text = render_diff("a = 1\nb = 2\n", "a = 1\nb = 3\nc = 4\n", "p/design.py", "c/design.py")
+    plain = text.plain
+    assert "--- p/design.py" in plain and "+++ c/design.py" in plain
+    assert "- b = 2" in plain and "+ b = 3" in plain and "+ c = 4" in plain
+    assert "@@ -1,2 +1,3 @@" in plain
+
+
+def test_best_history_is_monotone() -> None:
+    from alma_tui.tui.data import DesignRow
+
+    def row(i: str, it: int, score: float | None, status: str = "accepted") -> DesignRow:
+        return DesignRow(
+            i,
+            None,
+            int(i[1:]),
+            it,
+            "meta",
+            i,
+            status,
+            score,
+            None,
+            0,
+            False,
+            False,
+            None,
+            0,
+            None,
+            0,
+            0.0,
+        )
+
+    rows = [
+        row("d1", 0, 0.3),
+        row("d2", 1, 0.5),
+        row("d3", 2, 0.4),
+        row("d4", 3, None, "rejected"),
+        row("d5", 4, 0.6),
+    ]
+    assert best_history(rows) == [0.3, 0.5, 0.5, 0.5, 0.6]
+    label = design_label(rows[1], parent_score=0.3, best_id="d5", lo=0.3, hi=0.6)
+    assert "d2" in label.plain and "0.500" in label.plain and "+0.200" in label.plain

@@ -1,0 +1,74 @@
+"""Snapshot tests (pytest-textual-snapshot) of the main screen, diff tab and evaluation tab."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from alma_tui.tui.app import AlmaApp
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tui_fixture import FIXED_NOW, make_fixture_repo
+
+SIZE = (160, 48)
+
+
+@pytest.fixture(scope="module")
+def fixture_repo(tmp_path_factory) -> Path:
+    # the repo's name is shown in the header: keep it fixed
+    return make_fixture_repo(tmp_path_factory.mktemp("snap") / "designs_repo")
+
+
+def make_app(repo: Path) -> AlmaApp:
+    return AlmaApp(repo, clock=lambda: FIXED_NOW, poll_interval=0.05, deterministic=True)
+
+
+async def settle(pilot, design_id: str | None = None, tab: str | None = None) -> None:
+    app = pilot.app
+
+    async def until(cond) -> None:
+        for _ in range(500):
+            if cond():
+                return
+            await pilot.pause(0.02)
+        raise AssertionError("app did not settle")
+
+    await until(lambda: app.polls > 0 and app.main_screen.detail_for is not None)
+    main = app.main_screen
+    if design_id is not None:
+        main.go_to_design(design_id)
+        await until(lambda: main.detail_for == design_id)
+    if tab is not None:
+        main.action_tab(tab)
+    await pilot.pause(0.1)
+    await pilot.wait_for_scheduled_animations()
+
+
+def test_main_screen(snap_compare, fixture_repo: Path) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
+
+
+def test_diff_tab(snap_compare, fixture_repo: Path) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006", "diff")
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
+
+
+def test_evaluation_tab(snap_compare, fixture_repo: Path) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006", "evaluation")
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
+
+
+def test_analysis_tab(snap_compare, fixture_repo: Path) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006", "analysis")
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
