@@ -33,12 +33,28 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-model", default=None,
                    help="litellm embedding model behind a design's embed() (default: local hashing embedding)")
     p.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server (ollama, vllm)")
+    p.add_argument("--meta-api-base", default=None, help="server of the meta model only (overrides --api-base)")
+    p.add_argument("--agent-api-base", default=None,
+                   help="server of the agent, design and embedding models (overrides --api-base)")
+    p.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys (the environment wins)")
+    p.add_argument("--meta-reasoning", choices=["low", "medium", "high"], default=None,
+                   help="reasoning effort of the meta model (dropped if unsupported)")
+    p.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None,
+                   help="reasoning effort of the acting agent (dropped if unsupported)")
+    p.add_argument("--meta-temperature", type=float, default=None)
+    p.add_argument("--agent-temperature", type=float, default=None)
+    p.add_argument("--max-concurrent-llm", type=int, default=None, help="requests in flight per model (default 8)")
+    p.add_argument("--llm-timeout", type=float, default=None, help="seconds per model request (default 120)")
+    p.add_argument("--llm-retries", type=int, default=None,
+                   help="retries on 429/5xx/timeouts before pausing for a provider outage (default 4)")
+    p.add_argument("--skip-model-check", action="store_true",
+                   help="accept model names litellm does not know (keys are still checked)")
     p.add_argument("--iterations", type=int, default=None, help="run until N iterations in total (default 5)")
     p.add_argument("--parents", type=int, default=None, help="parents (children) per iteration (default 2)")
     p.add_argument("--selection", choices=["open-ended", "greedy"], default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--budget-usd", type=float, default=None)
-    p.add_argument("--budget-tokens", type=int, default=None)
+    p.add_argument("--budget-usd", type=float, default=None, help="stop before the run would spend more")
+    p.add_argument("--budget-tokens", type=int, default=None, help="stop before the run would use more tokens")
     p.add_argument("--collection", type=int, default=None, help="collection tasks per evaluation (default 12)")
     p.add_argument("--deployment", type=int, default=None, help="deployment tasks per evaluation (default 12)")
     p.add_argument("--runs", type=int, default=None, help="deployment runs per evaluation (default 3)")
@@ -84,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]  # `alma-tui --repo R` is `alma-tui run --repo R`
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
     try:
         return _dispatch(args)
     except CliError as exc:
@@ -147,7 +164,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
     simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
               "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",
               "iterations": "iterations", "selection": "selection", "seed": "seed",
-              "budget_usd": "budget_usd", "budget_tokens": "budget_tokens"}
+              "budget_usd": "budget_usd", "budget_tokens": "budget_tokens",
+              "meta_api_base": "meta_api_base", "agent_api_base": "agent_api_base",
+              "meta_reasoning": "meta_reasoning", "agent_reasoning": "agent_reasoning",
+              "meta_temperature": "meta_temperature", "agent_temperature": "agent_temperature",
+              "max_concurrent_llm": "max_concurrent_llm", "llm_timeout": "llm_timeout_s",
+              "llm_retries": "llm_retries"}
     for flag, attr in simple.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -167,6 +189,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         cfg.params = replace(cfg.params, k=args.parents)
     if cfg.iterations < 0:
         raise CliError("--iterations must be >= 0")
+    if getattr(args, "env_file", None):
+        cfg.env_file = str(Path(args.env_file).expanduser().resolve())
+    if cfg.max_concurrent_llm < 1 or cfg.llm_retries < 0 or cfg.llm_timeout_s <= 0:
+        raise CliError("--max-concurrent-llm must be >= 1, --llm-retries >= 0 and --llm-timeout > 0")
     cfg.eval.seed = cfg.seed
     return cfg
 
@@ -181,29 +207,36 @@ def _check_repo_writable(repo: Path) -> None:
         raise CliError(f"cannot write to {target}: permission denied (choose another --repo)")
 
 
-def _check_models(cfg: Any) -> None:
-    from alma_tui.llm.client import ModelError, check_model
+def _check_models(cfg: Any, strict: bool = True) -> None:
+    """Keys (from the environment or --env-file) and model names, before anything starts."""
+    from alma_tui.llm.client import ModelError, check_model, load_env_file
 
-    models = {cfg.meta_model, cfg.agent_model}
+    agent_base = getattr(cfg, "agent_api_base", None) or cfg.api_base
+    models = {(cfg.meta_model, getattr(cfg, "meta_api_base", None) or cfg.api_base, False),
+              (cfg.agent_model, agent_base, False)}
     if cfg.design_model:
-        models.add(cfg.design_model)
+        models.add((cfg.design_model, agent_base, False))
+    if cfg.embedding_model:
+        models.add((cfg.embedding_model, agent_base, True))
     try:
-        for m in sorted(models):
-            check_model(m, cfg.api_base)
+        if getattr(cfg, "env_file", None):
+            load_env_file(cfg.env_file)
+        for m, base, embedding in sorted(models, key=str):
+            check_model(m, base, embedding=embedding, strict_name=strict)
     except ModelError as exc:
         raise CliError(str(exc)) from exc
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from alma_tui.domains import get_domain
+    from alma_tui.domains import DomainError, get_domain
 
     cfg = config_from_args(args)
     _check_repo_writable(Path(cfg.repo))
     try:
         get_domain(cfg.domain)
-    except KeyError as exc:
-        raise CliError(str(exc.args[0]) if exc.args else f"unknown domain {cfg.domain!r}") from exc
-    _check_models(cfg)
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
+    _check_models(cfg, strict=not getattr(args, "skip_model_check", False))
     if not args.headless:
         return _run_with_tui(args, cfg)
     return run_headless(cfg)
@@ -262,10 +295,14 @@ def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
     engine_argv = ["run", "--headless", "--repo", str(cfg.repo)]
     for flag in ("domain", "meta_model", "agent_model", "design_model", "embedding_model", "api_base",
                  "iterations", "parents", "selection", "seed", "budget_usd", "budget_tokens", "collection",
-                 "deployment", "runs", "concurrency"):
+                 "deployment", "runs", "concurrency", "meta_api_base", "agent_api_base", "env_file",
+                 "meta_reasoning", "agent_reasoning", "meta_temperature", "agent_temperature",
+                 "max_concurrent_llm", "llm_timeout", "llm_retries"):
         value = getattr(args, flag, None)
         if value is not None:
             engine_argv += [f"--{flag.replace('_', '-')}", str(value)]
+    if getattr(args, "skip_model_check", False):
+        engine_argv.append("--skip-model-check")
     return run_tui(Path(cfg.repo), engine_argv=engine_argv)
 
 
@@ -384,7 +421,7 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from alma_tui.domains import get_domain
+    from alma_tui.domains import DomainError, get_domain
     from alma_tui.engine.evaluator import EvalSettings, EvaluationFailed, Evaluator
     from alma_tui.llm.client import LLMClient
 
@@ -392,8 +429,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     domain_name = args.domain or "household"
     try:
         domain = get_domain(domain_name)
-    except KeyError as exc:
-        raise CliError(str(exc.args[0]) if exc.args else f"unknown domain {domain_name!r}") from exc
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
     agent_model = args.agent_model or "offline/agent"
     from alma_tui.engine.config import SearchConfig
 

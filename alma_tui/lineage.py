@@ -114,7 +114,7 @@ class _Stdin:
         import io
         import tempfile
 
-        self._f = tempfile.TemporaryFile()
+        self._f = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as this object)
         self._f.write(text.encode())
         self._f.seek(0)
         self._io = io

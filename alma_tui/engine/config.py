@@ -29,6 +29,18 @@ class SearchConfig:
     max_repairs: int = 3
     budget_usd: float | None = None
     budget_tokens: int | None = None
+    # real models (alma_tui/llm/client.py): per-role servers, generation settings, limits
+    meta_api_base: str | None = None  # overrides api_base for the meta model
+    agent_api_base: str | None = None  # overrides api_base for the agent, design and embedding models
+    env_file: str | None = None  # KEY=VALUE file read into the environment (the path is stored, never keys)
+    meta_reasoning: str | None = None  # reasoning_effort low|medium|high; dropped where unsupported
+    agent_reasoning: str | None = None
+    meta_temperature: float | None = None
+    agent_temperature: float | None = None
+    max_concurrent_llm: int = 8  # requests in flight per model
+    llm_timeout_s: float = 120.0
+    llm_retries: int = 4  # retries per call on 429/5xx/timeouts before the provider counts as unavailable
+    outage_wait_s: float = 30.0  # first automatic retry after an outage pause (doubles, capped at 10 min)
     params: SelectionParams = field(default_factory=SelectionParams)
     eval: EvalSettings = field(default_factory=EvalSettings)
 

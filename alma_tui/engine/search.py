@@ -81,12 +81,12 @@ class Search:
         """Open (or create) the repo, take the engine lock, create or resume the run."""
         cfg = self.config
         repo = Path(cfg.repo)
-        from alma_tui.domains import get_domain
+        from alma_tui.domains import DomainError, get_domain
 
         try:
             self.domain = get_domain(cfg.domain)
-        except KeyError as exc:
-            raise SearchError(str(exc.args[0]) if exc.args else f"unknown domain {cfg.domain!r}") from exc
+        except DomainError as exc:
+            raise SearchError(str(exc)) from exc
         missing = self.domain.requirements() if hasattr(self.domain, "requirements") else None
         if missing:
             raise SearchError(f"domain {cfg.domain!r} is not usable here: {missing}")
@@ -112,10 +112,21 @@ class Search:
                                              heartbeat_at=utcnow())
         self.progress.iterations = cfg.iterations
         self.progress.iteration = run.iterations_done
-        from alma_tui.llm.client import Budget, LLMClient
+        from alma_tui.llm.accounting import run_totals
+        from alma_tui.llm.client import Budget, LLMClient, RoleParams
 
-        self.llm = LLMClient(record=self._record_call, api_base=cfg.api_base,
-                             budget=Budget(cfg.budget_usd, cfg.budget_tokens))
+        bases = {m: b for m, b in ((cfg.agent_model, cfg.agent_api_base), (cfg.design_model, cfg.agent_api_base),
+                                   (cfg.embedding_model, cfg.agent_api_base), (cfg.meta_model, cfg.meta_api_base))
+                 if m and b}
+        agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
+        self.llm = LLMClient(record=self._record_call, api_base=cfg.api_base, api_bases=bases,
+                             budget=Budget(cfg.budget_usd, cfg.budget_tokens), timeout_s=cfg.llm_timeout_s,
+                             num_retries=cfg.llm_retries, max_concurrent=cfg.max_concurrent_llm, cancel=self.cancel,
+                             role_params={"meta": RoleParams(cfg.meta_temperature, cfg.meta_reasoning),
+                                          "agent": agent_params, "design": agent_params})
+        spent = run_totals(self.store)  # a budget covers the whole run, earlier sessions included
+        self.llm.restore(spent["prompt_tokens"], spent["completion_tokens"], spent["cost_usd"], spent["calls"])
+        self._outages, self._last_outage = 0, 0.0
         self.evaluator = Evaluator(self.domain, self._agent_complete)
         return self.run_row
 
@@ -161,8 +172,9 @@ class Search:
 
     # -- model calls ----------------------------------------------------------------------------
     def _agent_complete(self, messages: list[dict], seed: int, design_id: str | None = None) -> str:
+        # designs are processed one at a time, so the one in progress owns the agent's calls
         return self.llm.complete(messages, model=self.config.agent_model, role="agent",
-                                 design_id=design_id, seed=seed)
+                                 design_id=design_id or self.progress.design_id, seed=seed)
 
     def _meta_complete(self, design_id: str) -> Callable[[list[dict]], str]:
         def complete(messages: list[dict]) -> str:
@@ -218,8 +230,8 @@ class Search:
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> str:
         """Run until the iteration target, a stop, the budget or an error. Returns the final status."""
-        from alma_tui.llm.client import BudgetExceeded
         from alma_tui.engine.meta_agent import MetaAgentError
+        from alma_tui.llm.client import BudgetExceeded, ModelError, ProviderUnavailable
 
         assert self.store is not None and self.run_row is not None
         beat = threading.Thread(target=self._heartbeat, name="alma-heartbeat", daemon=True)
@@ -227,38 +239,77 @@ class Search:
         self.emit("run.status", f"search on {self.config.domain} with {self.config.meta_model} / "
                   f"{self.config.agent_model}", flush=True, status="running")
         try:
-            self._recover()
-            self._seed_archive()
-            while not self.cancel.is_set():
-                run = self.store.get_run()
-                assert run is not None
-                if run.iterations_done >= self.config.iterations:
-                    break
-                if not self._apply_commands():
-                    return self._finish("stopped", "stopped by the user")
-                iteration = run.iterations_done + 1
-                self.progress.iteration = iteration
-                children = self._children_of(iteration) or self._select(iteration)
-                for child in children:
-                    if self.cancel.is_set():
-                        break
-                    if child.status not in FINAL_STATUSES:
-                        self._process(child)
-                if self.cancel.is_set():
-                    break
-                self.store.update_run(run.id, iterations_done=iteration)
-                self.emit("iteration.done", f"iteration {iteration} done", flush=True, iteration=iteration)
-            if self.cancel.is_set():
-                return self._finish("stopped", "interrupted; run again to resume")
-            return self._finish("done", f"{self.config.iterations} iterations")
+            while True:
+                try:
+                    return self._search_loop()
+                except ProviderUnavailable as exc:  # paused, not failed: designs resume where they were
+                    if not self._wait_out_outage(str(exc)):
+                        return self._finish("stopped", "stopped while the model provider was unavailable")
         except BudgetExceeded as exc:
             return self._finish("budget", str(exc))
-        except MetaAgentError as exc:
+        except (MetaAgentError, ModelError) as exc:
             return self._finish("error", str(exc))
         except EvaluationCancelled:
             return self._finish("stopped", "interrupted; run again to resume")
         finally:
             self._stop_beat = True
+
+    def _search_loop(self) -> str:
+        assert self.store is not None
+        self._recover()
+        self._seed_archive()
+        while not self.cancel.is_set():
+            run = self.store.get_run()
+            assert run is not None
+            if run.iterations_done >= self.config.iterations:
+                break
+            if not self._apply_commands():
+                return self._finish("stopped", "stopped by the user")
+            iteration = run.iterations_done + 1
+            self.progress.iteration = iteration
+            children = self._children_of(iteration) or self._select(iteration)
+            for child in children:
+                if self.cancel.is_set():
+                    break
+                if child.status not in FINAL_STATUSES:
+                    self._process(child)
+            if self.cancel.is_set():
+                break
+            self.store.update_run(run.id, iterations_done=iteration)
+            self.emit("iteration.done", f"iteration {iteration} done", flush=True, iteration=iteration)
+        if self.cancel.is_set():
+            return self._finish("stopped", "interrupted; run again to resume")
+        return self._finish("done", f"{self.config.iterations} iterations")
+
+    def _llm_stopped(self) -> None:
+        """Raise why model calls cannot go on (budget, outage, rejected key) if a call hit it:
+        episodes count a failed call as reward 0, so a step's result is only kept after this check."""
+        reason = self.llm.stop_reason()
+        if reason is not None:
+            raise reason
+
+    def _wait_out_outage(self, detail: str) -> bool:
+        """Pause on a provider outage until a backoff passes or `alma-tui resume`; False on stop."""
+        assert self.store is not None
+        now = time.monotonic()
+        self._outages = 1 if now - self._last_outage > 1800 else self._outages + 1
+        self._last_outage = now
+        wait = min(600.0, self.config.outage_wait_s * 2 ** (self._outages - 1))
+        self._set_status("paused", f"provider unavailable: {detail[:300]}; retrying in {wait:.0f}s "
+                         "(or on `alma-tui resume`)")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            for cmd in self.store.pending_commands():
+                if cmd.kind in ("resume", "stop"):
+                    self.store.mark_applied([cmd.id])
+                    if cmd.kind == "stop":
+                        return False
+                    deadline = 0.0
+            if self.cancel.wait(0.5):
+                return False
+        self.llm.clear_halt()
+        self._set_status("running", "retrying after the provider outage")
+        return True
 
     def _finish(self, status: str, detail: str) -> str:
         self._update_best()
@@ -395,6 +446,12 @@ class Search:
     def _process(self, d: Design) -> None:
         assert self.store is not None
         self.progress.design_id = d.id
+        if d.origin == "meta" and not d.analysis_json and (self.config.budget_usd is not None
+                                                          or self.config.budget_tokens is not None):
+            from alma_tui.llm.accounting import estimate_next_design
+
+            usd, tokens = estimate_next_design(self.store)  # stop before a design that would not fit
+            self.llm.ensure_room(usd, tokens, what=f"{d.id} (median cost of a finished design)")
         if d.origin == "meta":
             d = self._propose(d)
             if d.status == "rejected":
@@ -501,10 +558,12 @@ class Search:
             try:
                 validate_design(code, episodes=episodes, queries=queries, llm=hooks.design_llm,
                                 embed=hooks.design_embed, log=hooks.design_log, limits=limits)
+                self._llm_stopped()
                 if code != d.code:
                     d = self.store.update_design(d.id, code=code)
                 return self.store.update_design(d.id, status="evaluating")
             except DesignFailure as exc:
+                self._llm_stopped()  # a failed model call is not the design's fault
                 error = exc.reason
                 detail = exc.detail
             if d.origin != "meta" or attempt >= self.config.max_repairs:
@@ -546,10 +605,12 @@ class Search:
         settings.seed = cfg.seed
         try:
             result = self.evaluator.evaluate(d.code, settings, self._hooks(d.id), self.cancel)
+            self._llm_stopped()
         except EvaluationCancelled:
             self.store.update_design(d.id, status="evaluating")
             raise
         except EvaluationFailed as exc:
+            self._llm_stopped()
             with self.store.session() as s:
                 row = s.get(Evaluation, ev.id)
                 assert row is not None

@@ -89,6 +89,12 @@ def render_diff_tab(d: DesignDetail) -> RenderableType:
             ),
             _code(d.code),
         )
+    if not d.code.strip():
+        return Text(
+            f"{d.id}: the meta agent is still analysing {d.parent_id} and writing this design; "
+            "its diff appears as soon as the code exists.",
+            style=f"italic {C_DIM}",
+        )
     added, removed = diff_stats(d.parent_code, d.code)
     head = Text()
     head.append(f"{d.parent_id}", style=f"bold {C_INFO}")
