@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_arg(ev)
     ev.add_argument("--domain", default=None)
     ev.add_argument("--agent-model", default=None)
+    ev.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server")
+    ev.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys")
+    ev.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None)
+    ev.add_argument("--agent-temperature", type=float, default=None)
+    ev.add_argument("--embedding-model", default=None)
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--runs", type=int, default=3)
     ev.add_argument("--collection", type=int, default=12)
@@ -433,18 +438,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     agent_model = args.agent_model or "offline/agent"
     from alma_tui.engine.config import SearchConfig
+    from alma_tui.llm.client import RoleParams
 
-    _check_models(SearchConfig(meta_model="offline/meta", agent_model=agent_model))
+    env_file = str(Path(args.env_file).expanduser().resolve()) if args.env_file else None
+    _check_models(SearchConfig(meta_model="offline/meta", agent_model=agent_model, api_base=args.api_base,
+                               embedding_model=args.embedding_model, env_file=env_file))
     for flag in ("runs", "collection", "deployment"):
         if getattr(args, flag) < 1:
             raise CliError(f"--{flag} must be at least 1")
-    llm = LLMClient()
+    agent_params = RoleParams(args.agent_temperature, args.agent_reasoning)
+    llm = LLMClient(api_base=args.api_base, role_params={"agent": agent_params, "design": agent_params})
     evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s))
     settings = EvalSettings(n_collection=args.collection, n_deployment=args.deployment, runs=args.runs,
                             split=args.split, seed=args.seed)
     from alma_tui.engine.evaluator import Hooks
 
-    hooks = Hooks(design_embed=lambda texts: llm.embed(texts),
+    hooks = Hooks(design_embed=lambda texts: llm.embed(texts, model=args.embedding_model),
                   design_llm=lambda p, s: llm.complete(
                       ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
                       model=agent_model, role="design", seed=args.seed))

@@ -1,5 +1,6 @@
 """Generate screenshots/{main,diff,evaluation,analysis,code,memory}.svg with the real app.
 
+    python scripts/screenshots.py --offline-run 3  # a real offline search (seed 0), as in the README
     python scripts/screenshots.py                  # on the deterministic test fixture
     python scripts/screenshots.py --repo designs_repo --design d012
 
@@ -71,12 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--design", help="design to show in the detail shots (default: the best)")
     ap.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    ap.add_argument("--offline-run", type=int, metavar="N",
+                    help="first run a real N-iteration offline search (seed 0) and shoot that")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     clock = None
     with tempfile.TemporaryDirectory() as tmp:
         repo = args.repo
-        if repo is None:
+        if args.offline_run is not None:
+            import subprocess
+
+            repo = Path(tmp) / "designs_repo"
+            subprocess.run([sys.executable, "-m", "alma_tui", "run", "--headless", "--repo", str(repo),
+                            "--iterations", str(args.offline_run), "--seed", "0"],
+                           check=True, stdout=subprocess.DEVNULL)
+        elif repo is None:
             from tui_fixture import FIXED_NOW, make_fixture_repo
 
             repo = make_fixture_repo(Path(tmp) / "designs_repo")

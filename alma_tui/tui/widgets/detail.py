@@ -91,8 +91,8 @@ def render_diff_tab(d: DesignDetail) -> RenderableType:
         )
     if not d.code.strip():
         return Text(
-            f"{d.id}: the meta agent is still analysing {d.parent_id} and writing this design; "
-            "its diff appears as soon as the code exists.",
+            f"{d.id} has no code yet: the meta agent analyses {d.parent_id} and writes it when its "
+            "turn comes; the diff appears as soon as the code exists.",
             style=f"italic {C_DIM}",
         )
     added, removed = diff_stats(d.parent_code, d.code)

@@ -139,8 +139,10 @@ class RunHeader(Widget):
         it = Text()
         if run is not None:
             n, total = run.iterations_done, run.iterations_target
+            # while a search works, show the iteration in progress; the bar shows those done
+            active = run.status in ("running", "paused", "stopping") and (not total or n < total)
             it.append("iter ", style=C_DIM)
-            it.append(f"{n}/{total or '∞'}", style="bold")
+            it.append(f"{n + 1 if active else n}/{total or '∞'}", style="bold")
             if total:
                 filled = round(10 * min(1.0, n / total))
                 it.append(" " + "━" * filled, style=C_ACCENT)
