@@ -160,11 +160,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
     cfg = SearchConfig(repo=repo)
     path = db_path(repo)
     if path.exists():
-        from alma_tui.store import Store
-
-        run = Store(repo, create=False).get_run()
+        run = _open_store(repo).get_run()
         if run is not None:
-            cfg = SearchConfig.from_json(run.settings_json)
+            try:
+                cfg = SearchConfig.from_json(run.settings_json)
+            except (ValueError, TypeError) as exc:
+                raise CliError(f"the settings stored in {path} are unreadable ({exc}); "
+                               "start a new search with another --repo") from exc
             cfg.repo = repo
     simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
               "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",

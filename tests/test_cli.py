@@ -108,3 +108,12 @@ def test_eval_builtin_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "boom" in err and "Traceback" not in err
     assert main(["eval", "nosuch_design", *args]) == 1
     assert "unknown design" in capsys.readouterr().err
+
+
+def test_corrupt_store_is_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "r" / ".alma" / "alma.db"
+    store.parent.mkdir(parents=True)
+    store.write_text("this is not sqlite")
+    for args in (("run", "--headless"), ("designs",), ("pin", "d001")):
+        line = one_line_error(run_cli(*args, "--repo", str(tmp_path / "r")))
+        assert "not a database" in line
