@@ -59,6 +59,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deployment", type=int, default=None, help="deployment tasks per evaluation (default 12)")
     p.add_argument("--runs", type=int, default=None, help="deployment runs per evaluation (default 3)")
     p.add_argument("--concurrency", type=int, default=None, help="episodes run at once (default 4)")
+    p.add_argument("--protocol", choices=["batched", "sequential"], default=None,
+                   help="batched: memory frozen after collection (default); sequential: it keeps learning")
     p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
 
 
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--collection", type=int, default=12)
     ev.add_argument("--deployment", type=int, default=12)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--protocol", choices=["batched", "sequential"], default="batched")
     ev.add_argument("--json", action="store_true")
     ds = sub.add_parser("designs", help="the archive as a table")
     _repo_arg(ds)
@@ -158,6 +161,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     repo = Path(args.repo)
     cfg = SearchConfig(repo=repo)
+    stored: Any = None
     path = db_path(repo)
     if path.exists():
         run = _open_store(repo).get_run()
@@ -168,6 +172,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
                 raise CliError(f"the settings stored in {path} are unreadable ({exc}); "
                                "start a new search with another --repo") from exc
             cfg.repo = repo
+            stored = SearchConfig.from_json(run.settings_json)
     simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
               "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",
               "iterations": "iterations", "selection": "selection", "seed": "seed",
@@ -200,8 +205,29 @@ def config_from_args(args: argparse.Namespace) -> Any:
         cfg.env_file = str(Path(args.env_file).expanduser().resolve())
     if cfg.max_concurrent_llm < 1 or cfg.llm_retries < 0 or cfg.llm_timeout_s <= 0:
         raise CliError("--max-concurrent-llm must be >= 1, --llm-retries >= 0 and --llm-timeout > 0")
+    if (cfg.budget_usd is not None and cfg.budget_usd <= 0) or (cfg.budget_tokens is not None
+                                                                and cfg.budget_tokens <= 0):
+        raise CliError("--budget-usd and --budget-tokens must be greater than 0")
+    if getattr(args, "protocol", None):
+        cfg.eval.protocol = args.protocol
     cfg.eval.seed = cfg.seed
+    if stored is not None:
+        _refuse_score_changes(stored, cfg)
     return cfg
+
+
+def _refuse_score_changes(stored: Any, cfg: Any) -> None:
+    """Scores of one archive must stay comparable: the protocol that defines them is fixed at creation."""
+    fields = {"--agent-model": ("agent_model",), "--seed": ("seed",), "--collection": ("eval", "n_collection"),
+              "--deployment": ("eval", "n_deployment"), "--runs": ("eval", "runs"),
+              "--protocol": ("eval", "protocol")}
+    for flag, path in fields.items():
+        old, new = stored, cfg
+        for part in path:
+            old, new = getattr(old, part), getattr(new, part)
+        if old != new:
+            raise CliError(f"{cfg.repo} was searched with {flag} {old}; changing it to {new} would make scores "
+                           f"incomparable (use another --repo, or `alma-tui eval DESIGN {flag} {new}` to transfer)")
 
 
 def _check_repo_writable(repo: Path) -> None:
@@ -286,6 +312,9 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
                 reporter.stop()
         if reporter is not None:
             reporter.summary(search, status)
+        if status == "error":
+            run = search.store.get_run() if search.store is not None else None
+            _err(run.status_detail if run is not None and run.status_detail else "the search stopped on an error")
         return 0 if status in ("done", "budget") else (130 if status == "stopped" and interrupts[0] else
                                                        (1 if status == "error" else 0))
     finally:
@@ -370,6 +399,11 @@ def cmd_steer(repo: Path, kind: str, design: str | None, text: str = "") -> int:
         design_id = d.id
     if kind == "hint" and not text.strip():
         raise CliError("a hint needs some text")
+    if kind in ("pause", "resume", "stop"):
+        from alma_tui.engine.search import engine_running
+
+        if not engine_running(repo):
+            raise CliError(f"no search is running in {repo}; nothing to {kind}")
     try:
         store.command(kind, design_id, text, source="cli")
     except StoreError as exc:
@@ -452,7 +486,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     llm = LLMClient(api_base=args.api_base, role_params={"agent": agent_params, "design": agent_params})
     evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s))
     settings = EvalSettings(n_collection=args.collection, n_deployment=args.deployment, runs=args.runs,
-                            split=args.split, seed=args.seed)
+                            split=args.split, seed=args.seed, protocol=args.protocol)
     from alma_tui.engine.evaluator import Hooks
 
     hooks = Hooks(design_embed=lambda texts: llm.embed(texts, model=args.embedding_model),

@@ -117,3 +117,14 @@ def test_corrupt_store_is_one_line(tmp_path: Path) -> None:
     for args in (("run", "--headless"), ("designs",), ("pin", "d001")):
         line = one_line_error(run_cli(*args, "--repo", str(tmp_path / "r")))
         assert "not a database" in line
+
+
+def test_resume_refuses_score_changing_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tmp_path / "r"
+    assert main(["run", "--headless", "--repo", str(repo), "--iterations", "0", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["run", "--headless", "--repo", str(repo), "--runs", "3"]) == 1
+    assert "incomparable" in capsys.readouterr().err
+    assert main(["stop", "--repo", str(repo)]) == 1  # no engine runs there: nothing to stop
+    assert "no search is running" in capsys.readouterr().err
+    assert main(["run", "--headless", "--repo", str(repo), "--budget-usd", "0"]) == 1

@@ -98,3 +98,17 @@ def test_design_failure_fails_the_evaluation_with_a_reason() -> None:
     with pytest.raises(EvaluationFailed) as info:
         Evaluator(get_domain("household"), agent).evaluate(code, SETTINGS)
     assert "ZeroDivisionError" in info.value.reason
+
+
+def test_design_failure_does_not_cancel_the_search() -> None:
+    """A failing design must abort its own evaluation only, never the caller's stop event."""
+    import threading
+
+    code = RECORDER.replace("return \"MEMORY-MARKER \" + query.task_id",
+                            "if len(self.retrieves) > 2:\n            raise KeyError('late')\n"
+                            "        return 'x'")
+    cancel = threading.Event()
+    with pytest.raises(EvaluationFailed) as info:
+        Evaluator(get_domain("household"), agent).evaluate(code, SETTINGS, cancel=cancel)
+    assert "KeyError" in info.value.reason  # the real cause, not a sibling's cancellation
+    assert not cancel.is_set()

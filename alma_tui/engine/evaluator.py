@@ -187,8 +187,15 @@ class Evaluator:
         cancel: threading.Event,
         update: Callable[[Episode], None] | None = None,
     ) -> list[tuple[EpisodeRecord, Episode | None]]:
+        # A failing episode stops its siblings through `abort`, never through the caller's
+        # `cancel` (that one means "the user stopped the search").
+        abort = threading.Event()
+
+        def stopped() -> bool:
+            return cancel.is_set() or abort.is_set()
+
         def one(task: TaskSpec) -> tuple[EpisodeRecord, Episode | None]:
-            if cancel.is_set():
+            if stopped():
                 raise EvaluationCancelled()
             t0 = time.perf_counter()
             env = self.domain.make_env(task)
@@ -198,7 +205,7 @@ class Evaluator:
             seed = episode_seed(settings.seed, phase, run, task.task_id)
 
             def step_hook(i: int, action: str, obs: str, reward: float) -> None:
-                if cancel.is_set():
+                if stopped():
                     raise EvaluationCancelled()
                 if hooks.on_step:
                     hooks.on_step(phase, run, task.task_id, i, action, obs, reward)
@@ -231,11 +238,18 @@ class Evaluator:
             return [one(t) for t in tasks]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"alma-{phase}") as pool:
             futures = [pool.submit(one, t) for t in tasks]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                cancel.set()
-                raise
+            errors: list[BaseException] = []
+            for f in futures:
+                try:
+                    f.result()
+                except BaseException as exc:
+                    abort.set()
+                    errors.append(exc)
+        if errors:
+            # the real cause, not a sibling's EvaluationCancelled that it provoked
+            real = [e for e in errors if not isinstance(e, EvaluationCancelled)]
+            raise real[0] if real else errors[0]
+        return [f.result() for f in futures]
 
 
 def synthetic_episodes(domain: Domain, agent: AgentFn, n: int = 2, seed: int = 0) -> tuple[list[Episode], list[Query]]:

@@ -42,6 +42,21 @@ SEED_DESIGNS = ("no_memory", "trajectory_retrieval")
 FINAL_STATUSES = ("accepted", "rejected")
 
 
+def engine_running(repo: Path) -> bool:
+    """True when an engine holds the repo's lock (a search is running there now)."""
+    path = Path(repo) / ".alma" / "engine.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
 class SearchError(Exception):
     """A search cannot start or continue (one clear line for the user)."""
 
@@ -110,6 +125,8 @@ class Search:
                                         selection=cfg.selection, settings_json=cfg.to_json())
         self.run_row = self.store.update_run(run.id, status="running", status_detail="", pid=os.getpid(),
                                              heartbeat_at=utcnow())
+        stale = [c.id for c in self.store.pending_commands() if c.kind in ("pause", "resume", "stop")]
+        self.store.mark_applied([c for c in stale if c is not None])  # issued while no engine ran
         self.progress.iterations = cfg.iterations
         self.progress.iteration = run.iterations_done
         from alma_tui.llm.accounting import run_totals
@@ -251,6 +268,17 @@ class Search:
             return self._finish("error", str(exc))
         except EvaluationCancelled:
             return self._finish("stopped", "interrupted; run again to resume")
+        except Exception as exc:  # anything else: keep the traceback, tell the user one line
+            import traceback
+
+            log = Path(self.config.repo) / ".alma" / "engine-error.log"
+            try:
+                with open(log, "a") as fh:
+                    fh.write(f"--- {utcnow().isoformat()}\n{traceback.format_exc()}\n")
+            except OSError:
+                pass
+            return self._finish("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                f"(traceback in {log})")
         finally:
             self._stop_beat = True
 
@@ -265,14 +293,19 @@ class Search:
                 break
             if not self._apply_commands():
                 return self._finish("stopped", "stopped by the user")
+            if self.cancel.is_set():
+                break
             iteration = run.iterations_done + 1
             self.progress.iteration = iteration
             children = self._children_of(iteration) or self._select(iteration)
             for child in children:
+                if child.status in FINAL_STATUSES:
+                    continue
+                if not self._apply_commands():  # "stop after the current evaluation"
+                    return self._finish("stopped", "stopped by the user")
                 if self.cancel.is_set():
                     break
-                if child.status not in FINAL_STATUSES:
-                    self._process(child)
+                self._process(child)
             if self.cancel.is_set():
                 break
             self.store.update_run(run.id, iterations_done=iteration)
@@ -517,7 +550,7 @@ class Search:
 
     def _propose(self, d: Design) -> Design:
         """Analysis of the parent, then the child's code (each step stored as it completes)."""
-        from alma_tui.engine.meta_agent import Analysis, MetaAgent
+        from alma_tui.engine.meta_agent import Analysis, MetaAgent, MetaAgentError
 
         assert self.store is not None
         parent = self.store.get_design(d.parent_id or "")
@@ -527,7 +560,10 @@ class Search:
         info = self._parent_info(parent)
         if not d.analysis_json:
             self.emit("design.analyzing", f"{d.id}: analyzing parent {parent.id}", d.id, parent=parent.id)
-            analysis, raw = meta.analyze(info)
+            try:
+                analysis, raw = meta.analyze(info)
+            except MetaAgentError as exc:
+                return self._reject(d, f"meta agent failed: {exc}")
             d = self.store.update_design(d.id, analysis_json=analysis.model_dump_json(), analysis_raw=raw)
             if self._hint_cmd_ids:
                 self.store.mark_applied(self._hint_cmd_ids)
@@ -536,14 +572,17 @@ class Search:
         if not d.code:
             analysis = Analysis.model_validate_json(d.analysis_json or "{}")
             self.emit("design.writing", f"{d.id}: writing code", d.id)
-            title, code, _raw = meta.write(info, analysis)
+            try:
+                title, code, _raw = meta.write(info, analysis)
+            except MetaAgentError as exc:
+                return self._reject(d, f"meta agent failed: {exc}")
             d = self.store.update_design(d.id, title=title[:120], code=code, status="proposed")
             self.emit("design.proposed", f"{d.id}: {d.title}", d.id, parent=parent.id, flush=True)
         return d
 
     def _validate(self, d: Design) -> Design:
         """Run the design on a few real episodes in the sandbox; repair up to max_repairs times."""
-        from alma_tui.engine.meta_agent import MetaAgent
+        from alma_tui.engine.meta_agent import MetaAgent, MetaAgentError
         from alma_tui.sandbox import DesignFailure, SandboxLimits, validate_design
 
         assert self.store is not None
@@ -570,12 +609,19 @@ class Search:
                 return self._reject(d, f"failed validation: {error}", detail)
             attempt += 1
             self.emit("design.repair", f"{d.id}: repair {attempt}/{self.config.max_repairs} after: {error}",
-                      d.id, attempt=attempt, error=error, flush=True)
+                      d.id, attempt=attempt, error=error, detail=detail[:4000], failed_code=code[:40000],
+                      flush=True)  # every attempt stays visible: the event keeps the code that failed
             parent = self.store.get_design(d.parent_id or "")
             assert parent is not None
             meta = MetaAgent(self._meta_complete(d.id), seed=self.config.seed + d.seq + 1000 * attempt)
-            title, code, _raw = meta.repair(self._parent_info(parent), code,
-                                            f"{error}\n{detail}".strip()[:4000])
+            try:
+                title, code, _raw = meta.repair(self._parent_info(parent), code,
+                                                f"{error}\n{detail}".strip()[:4000])
+            except MetaAgentError as exc:  # a repair with no usable code is a failed attempt
+                self.emit("design.repair", f"{d.id}: repair {attempt} gave no usable code: {exc}", d.id,
+                          attempt=attempt, error=str(exc))
+                d = self.store.update_design(d.id, repairs=attempt)
+                continue
             d = self.store.update_design(d.id, code=code, title=title[:120] or d.title, repairs=attempt)
 
     def _validation_data(self) -> tuple[list[ApiEpisode], list[Any]]:
@@ -584,10 +630,17 @@ class Search:
                                              seed=self.config.seed)
         return self._vdata
 
+    def _spend(self, design_id: str) -> dict[str, Any]:
+        """Tokens and cost of every call made for a design (meta, agent, design-internal)."""
+        from alma_tui.llm.accounting import design_totals
+
+        t = design_totals(self.store).get(design_id) or {}
+        return {"tokens": int(t.get("tokens", 0)), "cost_usd": float(t.get("cost_usd", 0.0))}
+
     def _reject(self, d: Design, error: str, detail: str = "") -> Design:
         assert self.store is not None
         d = self.store.update_design(d.id, status="rejected", error=error[:1000], error_detail=detail[:20000],
-                                     finished_at=utcnow())
+                                     finished_at=utcnow(), **self._spend(d.id))
         self.emit("design.rejected", f"{d.id} rejected: {error}", d.id, flush=True, error=error)
         return d
 
@@ -608,6 +661,7 @@ class Search:
             self._llm_stopped()
         except EvaluationCancelled:
             self.store.update_design(d.id, status="evaluating")
+            self._close_evaluation(ev.id, "interrupted by the user; redone on resume")
             raise
         except EvaluationFailed as exc:
             self._llm_stopped()
@@ -620,6 +674,15 @@ class Search:
             self._reject(d, f"failed evaluation: {exc.reason}", exc.detail)
             return
         self._accept(d, ev, result)
+
+    def _close_evaluation(self, ev_id: int | None, error: str) -> None:
+        assert self.store is not None
+        with self.store.session() as s:
+            row = s.get(Evaluation, ev_id)
+            if row is not None:
+                row.status, row.error = "failed", error
+                s.add(row)
+                s.commit()
 
     def _accept(self, d: Design, ev: Evaluation, result: EvalResult) -> None:
         assert self.store is not None
@@ -638,7 +701,11 @@ class Search:
             assert design is not None
             design.status, design.score, design.score_se = "accepted", result.score, result.score_se
             design.run_scores_json = json.dumps(result.run_scores)
-            design.memory_json = json.dumps(result.memory, default=str)[:200_000]
+            memory = json.dumps(result.memory, default=str)
+            if len(memory) > 200_000:
+                memory = json.dumps({"truncated": True, "size_chars": len(memory),
+                                     "head": memory[:20_000]})
+            design.memory_json = memory
             design.finished_at = utcnow()
             s.add(design)
             s.commit()
@@ -646,6 +713,7 @@ class Search:
         self.emit("evaluation.done", f"{d.id}: score {result.score:.3f} ± {result.score_se:.3f} "
                   f"(runs {', '.join(f'{x:.2f}' for x in result.run_scores)}) in {result.wall_s:.1f}s",
                   d.id, flush=True, score=result.score, score_se=result.score_se, run_scores=result.run_scores)
+        self.store.update_design(d.id, **self._spend(d.id))
         commit = self._commit(design)
         self.emit("design.accepted", f"{d.id} accepted: {d.title} ({result.score:.3f})", d.id, flush=True,
                   score=result.score, commit=commit)
