@@ -9,6 +9,7 @@ retries) is the one real models take.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -27,6 +28,9 @@ def _approx_tokens(text: str) -> int:
 def offline_answer(model: str, messages: list[dict[str, Any]], seed: int) -> str:
     name = model.split("/", 1)[-1]
     if name == "agent":
+        last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        if "Admissible actions:" not in last:
+            return extractive_note(messages)  # a design's own llm() call, not an acting step
         from alma_tui.agent.offline_policy import choose_action
 
         return choose_action(messages, seed)
@@ -35,6 +39,32 @@ def offline_answer(model: str, messages: list[dict[str, Any]], seed: int) -> str
 
         return respond(messages, seed)
     raise ValueError(f"unknown offline model {model!r} (known: {', '.join(OFFLINE_MODELS)})")
+
+
+_EVIDENCE = re.compile(
+    r"(take \w+ \d+ from [\w ]+? \d+|(?:clean|heat|cool) \w+ \d+ with \w+ \d+|"
+    r"(?:you open the|on the|in the) \w+ \d+[^.]*?you see [^.\n]+|put \w+ \d+ in/on \w+ \d+)",
+    re.IGNORECASE,
+)
+
+
+def extractive_note(messages: list[dict[str, Any]], limit: int = 12) -> str:
+    """What the offline model answers to a design's free-form llm() prompt (summarise, extract
+    rules, curate notes): the prompt's own evidence lines (takes, tool uses, sightings, puts),
+    deduplicated and in order. Deterministic, honest about being extractive, and useful to the
+    offline agent, which reads exactly such lines."""
+    text = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
+    seen: list[str] = []
+    for match in _EVIDENCE.finditer(text):
+        line = " ".join(match.group(0).split())
+        if line.lower() not in (x.lower() for x in seen):
+            seen.append(line)
+        if len(seen) >= limit:
+            break
+    if not seen:
+        sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+        return " ".join(sentences[:3])[:600]
+    return "\n".join(f"- {line}" for line in seen)
 
 
 def make_handler() -> Any:
