@@ -4,12 +4,19 @@ Data flow: ONE thread worker tails the store every ``poll_interval`` seconds
 (run row, light design rows, new events, LLM totals), diffs against the last
 poll and publishes an :class:`~alma_tui.tui.data.Update` on ``store_updated``;
 the main screen applies it in one go. Heavy reads (one design's detail, one
-design's event history, git) run in their own exclusive workers. Nothing here
-imports sqlmodel or the store before the first frame.
+design's event history, git) run in their own exclusive workers.
+
+Startup: every read goes through :class:`~alma_tui.tui.data.Reader` (stdlib
+sqlite3), so the first data needs no sqlmodel/sqlalchemy (~0.8 s of imports that,
+GIL-bound, would also slow the UI thread down). The sqlmodel :class:`Store`, needed
+only to write steering commands, is opened in a worker once the first design is on
+screen (or on the first command, whichever comes first). Nothing here imports
+sqlmodel or the store before the first frame.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -30,7 +37,22 @@ from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, Store
 
 if TYPE_CHECKING:
     from alma_tui.store import Store
+    from alma_tui.tui.data import Reader
     from alma_tui.tui.rows import DesignRow, RunInfo, Totals, Update
+
+
+_gc_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything imported so far (Textual, Rich, ours: ~150k long-lived objects) out of
+    the collector's sight, once per process. Without it the first full collection lands in the
+    middle of the first layout and costs 50-80 ms; objects created later are collected as usual.
+    """
+    global _gc_frozen
+    if not _gc_frozen:
+        _gc_frozen = True
+        gc.freeze()
 
 
 class AlmaApp(App[int]):
@@ -50,7 +72,12 @@ class AlmaApp(App[int]):
         keymap: dict[str, str] | None = None,
         deterministic: bool = False,
     ) -> None:
+        _freeze_startup_objects()
         super().__init__()
+        # Set the theme before the stylesheet is first parsed: set in on_mount it re-parses
+        # every CSS source and restyles every widget before the first frame (~100 ms).
+        if "monokai" in self.available_themes:
+            self.theme = "monokai"
         self.repo = Path(repo).resolve()
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -66,7 +93,10 @@ class AlmaApp(App[int]):
         self.engine_tail: str = ""
         self.polls = 0
         self._wake = threading.Event()
-        self._store_ready = threading.Event()
+        self._store_lock = threading.Lock()
+        self._store_error = ""
+        self._store_opener_started = False
+        self.reader: Reader | None = None  # the poller's connection; None until the store exists
         self.started_at = time.perf_counter()
         self.first_frame_s: float | None = None
 
@@ -83,7 +113,6 @@ class AlmaApp(App[int]):
         (screen or self).post_message(message)
 
     def on_mount(self) -> None:
-        self.theme = "monokai" if "monokai" in self.available_themes else self.theme
         if self._keymap:
             self.set_keymap(self._keymap)
         # start polling once the first frame is on screen
@@ -99,31 +128,26 @@ class AlmaApp(App[int]):
     @work(thread=True, exclusive=True, group="poll", name="store-poller")
     def poll_store(self) -> None:
         worker = get_current_worker()
-        from alma_tui.store import Store, StoreError, db_path
-        from alma_tui.tui.data import Poller
+        from alma_tui.tui.data import Poller, Reader, ReaderError
 
-        store: Store | None = None
+        reader: Reader | None = None
         told_missing = False
-        while not worker.is_cancelled and store is None:
-            if db_path(self.repo).exists():
-                try:
-                    store = Store(self.repo, create=False)
-                    break
-                except StoreError as exc:
-                    reason = str(exc)
-            else:
-                reason = f"no store yet at {db_path(self.repo)}"
+        while not worker.is_cancelled and reader is None:
+            try:
+                reader = Reader(self.repo)
+                break
+            except ReaderError as exc:
+                reason = str(exc)
             if not told_missing:
                 self.tell(StoreMissing(reason))
                 told_missing = True
             self._check_engine()
             self._wake.wait(0.5)
             self._wake.clear()
-        if store is None:
+        if reader is None:
             return
-        self.store = store
-        self._store_ready.set()
-        poller = Poller(store)
+        self.reader = reader
+        poller = Poller(reader)
         while not worker.is_cancelled:
             try:
                 up = poller.poll()
@@ -138,6 +162,30 @@ class AlmaApp(App[int]):
             self._check_engine()
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+        reader.close()
+
+    # -- the write side (sqlmodel), opened off the startup path -----------------------------
+    def _open_store(self) -> Store | None:
+        """Open the sqlmodel Store for writes (thread-safe, once); None if it cannot be."""
+        with self._store_lock:
+            if self.store is None and not self._store_error:
+                from alma_tui.store import Store, StoreError
+
+                try:
+                    self.store = Store(self.repo, create=False)
+                except StoreError as exc:
+                    self._store_error = str(exc)
+        return self.store
+
+    def open_store(self) -> None:
+        """Warm up the write side in the background (called once data is on screen)."""
+        if not self._store_opener_started and self.store is None:
+            self._store_opener_started = True
+            self._open_store_worker()
+
+    @work(thread=True, group="store", name="store-opener")
+    def _open_store_worker(self) -> None:
+        self._open_store()
 
     def _check_engine(self) -> None:
         if self.engine is None or self.engine_exit is not None:
@@ -161,14 +209,19 @@ class AlmaApp(App[int]):
     # -- reads in workers -------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="detail")
     def load_detail(self, design_id: str) -> None:
-        from alma_tui.tui.data import read_detail
+        import sqlite3
+
+        from alma_tui.tui.data import Reader, ReaderError, read_detail
 
         worker = get_current_worker()
-        if not self._store_ready.wait(30) or self.store is None:
+        try:
+            with Reader(self.repo) as db:
+                detail = read_detail(db, design_id)
+        except (ReaderError, sqlite3.Error) as exc:
+            self.log.error(f"detail of {design_id} failed: {exc!r}")
             return
         from alma_tui.tui.widgets.detail import build_views
 
-        detail = read_detail(self.store, design_id)
         if worker.is_cancelled:
             return
         views = build_views(detail) if detail is not None else None
@@ -177,23 +230,30 @@ class AlmaApp(App[int]):
 
     @work(thread=True, exclusive=True, group="history")
     def load_design_history(self, design_id: str, callback: Callable[[str, list], None]) -> None:
-        from alma_tui.tui.data import read_design_events
+        import sqlite3
+
+        from alma_tui.tui.data import Reader, ReaderError, read_design_events
 
         worker = get_current_worker()
-        if not self._store_ready.wait(30) or self.store is None:
+        try:
+            with Reader(self.repo) as db:
+                events = read_design_events(db, design_id)
+        except (ReaderError, sqlite3.Error) as exc:
+            self.log.error(f"history of {design_id} failed: {exc!r}")
             return
-        events = read_design_events(self.store, design_id)
         if not worker.is_cancelled:
             self.call_from_thread(callback, design_id, events)
 
     # -- writes -----------------------------------------------------------------------------
     @work(thread=True, group="commands")
     def send_command(self, kind: str, design_id: str | None = None, text: str = "") -> None:
-        if not self._store_ready.wait(30) or self.store is None:
-            self.tell(CommandDone(kind, design_id, False, "the store is not open yet"))
+        store = self._open_store() if self.reader is not None else None
+        if store is None:
+            why = self._store_error or "the store is not open yet"
+            self.tell(CommandDone(kind, design_id, False, why))
             return
         try:
-            self.store.command(kind, design_id, text, source="tui")
+            store.command(kind, design_id, text, source="tui")
         except Exception as exc:
             self.tell(CommandDone(kind, design_id, False, str(exc)))
             return

@@ -1,24 +1,26 @@
-"""Read side of the TUI: plain functions and dataclasses over a :class:`Store`.
+"""Read side of the TUI: plain functions and dataclasses over the store's database.
 
-Nothing here imports Textual, and nothing here is imported before the first
-frame: the poll worker imports this module (and with it sqlmodel) in its
-thread. Every query selects plain columns (tuples, not ORM objects) because
-the poller runs every ~250 ms against a database another process is writing.
+Nothing here imports Textual, sqlalchemy or sqlmodel: the TUI reads the store with the
+standard library's ``sqlite3`` (imports in ~5 ms, where sqlmodel + sqlalchemy take
+~800 ms, and on the event loop's process that time is GIL time taken from the UI).
+The queries mirror :mod:`alma_tui.store.models` (SQLModel's default table names, plain
+columns); ``tests/test_tui.py`` checks them against the models. Writes (steering
+commands) still go through :class:`alma_tui.store.Store`, opened in a worker once the
+first data is on screen. The poller runs every ~250 ms against a database another
+process is writing (WAL mode: readers never block the writer).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import case, func
-from sqlmodel import Session, select
-
-from alma_tui.store.models import Command, Design, Episode, Evaluation, Event, LLMCall, Run
 from alma_tui.tui.rows import (
     DesignDetail,
     DesignRow,
@@ -29,67 +31,113 @@ from alma_tui.tui.rows import (
     Update,
 )
 
-if TYPE_CHECKING:
-    from alma_tui.store import Store
-
 # Statuses in which an engine is expected to write heartbeats.
 LIVE_STATUSES = frozenset({"running", "paused", "stopping"})
 INITIAL_EVENTS = 5000  # events loaded when attaching (the log's history)
 BATCH_EVENTS = 5000  # most events read in one poll
 
+# alma_tui.store.db.db_path without importing it (that module imports sqlmodel)
+STORE_DIR = ".alma"
+DB_NAME = "alma.db"
+# tables the TUI reads; a store without them is "not there yet" (the engine creates them)
+TABLES = ("run", "design", "evaluation", "episode", "event", "llmcall", "command")
+
+
+def db_path(repo: Path) -> Path:
+    return Path(repo) / STORE_DIR / DB_NAME
+
+
+class ReaderError(Exception):
+    """The store cannot be read (yet): missing, no tables, not a database."""
+
+
+def _dt(value: Any) -> datetime | None:
+    """A DATETIME column as the store's models return it: stored as UTC text, read aware."""
+    if value is None:
+        return None
+    try:
+        dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+class Reader:
+    """One read-only connection to ``<repo>/.alma/alma.db`` (stdlib sqlite3).
+
+    Each thread that reads opens its own Reader (they are cheap: ~0.1 ms).
+    """
+
+    def __init__(self, repo: Path) -> None:
+        path = db_path(repo)
+        if not path.exists():
+            raise ReaderError(f"no store yet at {path}")
+        try:
+            # mode=rw: never create the file; the TUI itself does not write through it
+            self.conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=30, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.Error as exc:
+            raise ReaderError(f"cannot open the store {path}: {exc}") from exc
+        missing = [t for t in TABLES if t not in have]
+        if missing:
+            self.conn.close()
+            raise ReaderError(f"the store {path} is not initialised yet (no {missing[0]} table)")
+        self.path = path
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # -- queries --------------------------------------------------------------------------------
 
 _DESIGN_COLS = (
-    Design.id,
-    Design.parent_id,
-    Design.seq,
-    Design.iteration,
-    Design.origin,
-    Design.title,
-    Design.status,
-    Design.score,
-    Design.score_se,
-    Design.visits,
-    Design.pinned,
-    Design.vetoed,
-    Design.commit,
-    Design.repairs,
-    Design.error,
-    Design.tokens,
-    Design.cost_usd,
+    "id, parent_id, seq, iteration, origin, title, status, score, score_se, visits, pinned, "
+    'vetoed, "commit", repairs, error, tokens, cost_usd'
 )
-_EVENT_COLS = (Event.id, Event.ts, Event.design_id, Event.kind, Event.message, Event.data_json)
+_EVENT_COLS = "id, ts, design_id, kind, message, data_json"
+_RUN_COLS = (
+    "id, status, status_detail, domain, meta_model, agent_model, selection, "
+    "iterations_target, iterations_done, no_memory_score, heartbeat_at, pid"
+)
 
 
-def _session(store: Store) -> Session:
-    return Session(store.engine, expire_on_commit=False)
+def read_run(db: Reader) -> RunInfo | None:
+    r = db.one(f"SELECT {_RUN_COLS} FROM run ORDER BY id LIMIT 1")
+    if r is None:
+        return None
+    return RunInfo(
+        id=r[0] or 0,
+        status=r[1],
+        status_detail=r[2] or "",
+        domain=r[3],
+        meta_model=r[4],
+        agent_model=r[5],
+        selection=r[6],
+        iterations_target=r[7],
+        iterations_done=r[8],
+        no_memory_score=r[9],
+        heartbeat_at=_dt(r[10]),
+        pid=r[11],
+    )
 
 
-def read_run(store: Store) -> RunInfo | None:
-    with _session(store) as s:
-        r = s.exec(select(Run).order_by(Run.id)).first()
-        if r is None:
-            return None
-        return RunInfo(
-            id=r.id or 0,
-            status=r.status,
-            status_detail=r.status_detail or "",
-            domain=r.domain,
-            meta_model=r.meta_model,
-            agent_model=r.agent_model,
-            selection=r.selection,
-            iterations_target=r.iterations_target,
-            iterations_done=r.iterations_done,
-            no_memory_score=r.no_memory_score,
-            heartbeat_at=r.heartbeat_at,
-            pid=r.pid,
-        )
-
-
-def read_designs(store: Store) -> list[DesignRow]:
-    with _session(store) as s:
-        rows = s.exec(select(*_DESIGN_COLS).order_by(Design.seq)).all()
+def read_designs(db: Reader) -> list[DesignRow]:
+    rows = db.rows(f"SELECT {_DESIGN_COLS} FROM design ORDER BY seq")
     return [
         DesignRow(
             id=r[0],
@@ -115,45 +163,32 @@ def read_designs(store: Store) -> list[DesignRow]:
 
 
 def _event_rows(rows: Any) -> list[EventRow]:
-    return [EventRow(r[0], r[1], r[2], r[3] or "", r[4] or "", r[5] or "{}") for r in rows]
+    return [EventRow(r[0], _dt(r[1]), r[2], r[3] or "", r[4] or "", r[5] or "{}") for r in rows]
 
 
-def read_events_after(store: Store, after_id: int, limit: int = BATCH_EVENTS) -> list[EventRow]:
-    with _session(store) as s:
-        q = select(*_EVENT_COLS).where(Event.id > after_id).order_by(Event.id).limit(limit)
-        return _event_rows(s.exec(q).all())
+def read_events_after(db: Reader, after_id: int, limit: int = BATCH_EVENTS) -> list[EventRow]:
+    q = f"SELECT {_EVENT_COLS} FROM event WHERE id > ? ORDER BY id LIMIT ?"
+    return _event_rows(db.rows(q, (after_id, limit)))
 
 
-def last_event_id(store: Store) -> int:
-    with _session(store) as s:
-        return int(s.exec(select(func.max(Event.id))).one() or 0)
+def last_event_id(db: Reader) -> int:
+    r = db.one("SELECT max(id) FROM event")
+    return int((r[0] if r else 0) or 0)
 
 
-def read_design_events(store: Store, design_id: str, limit: int = 10_000) -> list[EventRow]:
+def read_design_events(db: Reader, design_id: str, limit: int = 10_000) -> list[EventRow]:
     """The newest ``limit`` events of one design, oldest first."""
-    with _session(store) as s:
-        q = (
-            select(*_EVENT_COLS)
-            .where(Event.design_id == design_id)
-            .order_by(Event.id.desc())  # type: ignore[union-attr]
-            .limit(limit)
-        )
-        rows = _event_rows(s.exec(q).all())
+    q = f"SELECT {_EVENT_COLS} FROM event WHERE design_id = ? ORDER BY id DESC LIMIT ?"
+    rows = _event_rows(db.rows(q, (design_id, limit)))
     rows.reverse()
     return rows
 
 
-def read_totals(store: Store) -> Totals:
-    with _session(store) as s:
-        rows = s.exec(
-            select(
-                LLMCall.role,
-                func.count(),
-                func.sum(LLMCall.prompt_tokens + LLMCall.completion_tokens),
-                func.sum(LLMCall.cost_usd),
-                func.sum(case((LLMCall.cost_known, 0), else_=1)),
-            ).group_by(LLMCall.role)
-        ).all()
+def read_totals(db: Reader) -> Totals:
+    rows = db.rows(
+        "SELECT role, count(*), sum(prompt_tokens + completion_tokens), sum(cost_usd), "
+        "sum(CASE WHEN cost_known THEN 0 ELSE 1 END) FROM llmcall GROUP BY role"
+    )
     by_role = tuple(sorted((r, int(t or 0), float(c or 0.0)) for r, _n, t, c, _u in rows))
     return Totals(
         tokens=sum(int(t or 0) for _r, _n, t, _c, _u in rows),
@@ -170,8 +205,8 @@ def read_totals(store: Store) -> Totals:
 class Poller:
     """Diffs the store against what the UI has seen; one instance per app."""
 
-    def __init__(self, store: Store, *, history: int = INITIAL_EVENTS) -> None:
-        self.store = store
+    def __init__(self, db: Reader, *, history: int = INITIAL_EVENTS) -> None:
+        self.db = db
         self.history = history
         self.last_event_id: int | None = None
         self._run: RunInfo | None = None
@@ -180,27 +215,27 @@ class Poller:
         self._polls = 0
 
     def poll(self, *, force_totals: bool = False) -> Update:
-        store = self.store
+        db = self.db
         up = Update(first=self._polls == 0)
         if self.last_event_id is None:
-            self.last_event_id = max(0, last_event_id(store) - self.history)
-        run = read_run(store)
+            self.last_event_id = max(0, last_event_id(db) - self.history)
+        run = read_run(db)
         if run != self._run:
             up.run, up.run_changed = run, True
             self._run = run
         else:
             up.run = run
-        designs = read_designs(store)
+        designs = read_designs(db)
         if designs != self._designs:
             up.designs = designs
             self._designs = designs
-        events = read_events_after(store, self.last_event_id)
+        events = read_events_after(db, self.last_event_id)
         if events:
             self.last_event_id = events[-1].id
             up.events = events
         # The totals are an aggregate over every call: every 4th poll is plenty.
         if force_totals or self._polls % 4 == 0 or any(e.kind == "evaluation.done" for e in events):
-            totals = read_totals(store)
+            totals = read_totals(db)
             if totals != self._totals:
                 up.totals = totals
                 self._totals = totals
@@ -220,34 +255,42 @@ def _loads(text: str | None, default: Any = None) -> Any:
         return default
 
 
-def read_detail(store: Store, design_id: str) -> DesignDetail | None:
-    with _session(store) as s:
-        d = s.get(Design, design_id)
+_DETAIL_COLS = (
+    "id, title, status, origin, parent_id, iteration, code, score, score_se, run_scores_json, "
+    'error, error_detail, repairs, "commit", analysis_json, analysis_raw, memory_json, tokens, '
+    "cost_usd"
+)
+
+
+def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
+    # one read transaction: a consistent snapshot while the engine writes
+    with db.conn:
+        db.conn.execute("BEGIN")
+        d = db.one(f"SELECT {_DETAIL_COLS} FROM design WHERE id = ?", (design_id,))
         if d is None:
             return None
-        parent = s.get(Design, d.parent_id) if d.parent_id else None
-        ev = s.exec(
-            select(Evaluation)
-            .where(Evaluation.design_id == design_id)
-            .order_by(Evaluation.id.desc())  # type: ignore[union-attr]
-        ).first()
+        (
+            _id, title, status, origin, parent_id, iteration, code, score, score_se,
+            run_scores_json, error, error_detail, repairs, commit, analysis_json,
+            analysis_raw, memory_json, tokens, cost_usd,
+        )  = d  # fmt: skip
+        parent = (
+            db.one("SELECT code, title, score FROM design WHERE id = ?", (parent_id,))
+            if parent_id
+            else None
+        )
+        ev = db.one(
+            "SELECT id, status, score, score_se, run_scores_json, error, wall_s FROM evaluation "
+            "WHERE design_id = ? ORDER BY id DESC LIMIT 1",
+            (design_id,),
+        )
         episodes: list[EpisodeRow] = []
         if ev is not None:
-            eps = s.exec(
-                select(
-                    Episode.phase,
-                    Episode.run,
-                    Episode.task_id,
-                    Episode.goal,
-                    Episode.success,
-                    Episode.score,
-                    Episode.steps,
-                    func.length(Episode.retrieved),
-                    Episode.error,
-                )
-                .where(Episode.evaluation_id == ev.id)
-                .order_by(Episode.id)
-            ).all()
+            eps = db.rows(
+                "SELECT phase, run, task_id, goal, success, score, steps, length(retrieved), "
+                "error FROM episode WHERE evaluation_id = ? ORDER BY id",
+                (ev[0],),
+            )
             episodes = [
                 EpisodeRow(
                     p,
@@ -262,48 +305,45 @@ def read_detail(store: Store, design_id: str) -> DesignDetail | None:
                 )
                 for p, r, t, g, ok, sc, st, n, err in eps
             ]
-        run = s.exec(select(Run.no_memory_score).order_by(Run.id)).first()
-    memory = _loads(d.memory_json, None)
-    run_scores = _loads(d.run_scores_json, []) or (_loads(ev.run_scores_json, []) if ev else [])
+        run = db.one("SELECT no_memory_score FROM run ORDER BY id LIMIT 1")
+    memory = _loads(memory_json, None)
+    run_scores = _loads(run_scores_json, []) or (_loads(ev[4], []) if ev else [])
     return DesignDetail(
-        id=d.id,
-        title=d.title,
-        status=d.status,
-        origin=d.origin,
-        parent_id=d.parent_id,
-        iteration=d.iteration,
-        code=d.code or "",
-        parent_code=parent.code if parent else None,
-        parent_title=parent.title if parent else None,
-        parent_score=parent.score if parent else None,
-        score=d.score if d.score is not None else (ev.score if ev else None),
-        score_se=d.score_se if d.score_se is not None else (ev.score_se if ev else None),
+        id=_id,
+        title=title,
+        status=status,
+        origin=origin,
+        parent_id=parent_id,
+        iteration=iteration,
+        code=code or "",
+        parent_code=parent[0] if parent else None,
+        parent_title=parent[1] if parent else None,
+        parent_score=parent[2] if parent else None,
+        score=score if score is not None else (ev[2] if ev else None),
+        score_se=score_se if score_se is not None else (ev[3] if ev else None),
         run_scores=[float(x) for x in run_scores if isinstance(x, int | float)],
-        error=d.error,
-        error_detail=d.error_detail,
-        repairs=d.repairs,
-        commit=d.commit,
-        analysis=_loads(d.analysis_json, None),
-        analysis_raw=d.analysis_raw,
+        error=error,
+        error_detail=error_detail,
+        repairs=repairs,
+        commit=commit,
+        analysis=_loads(analysis_json, None),
+        analysis_raw=analysis_raw,
         memory=memory,
-        memory_raw=d.memory_json,
-        tokens=d.tokens,
-        cost_usd=d.cost_usd,
-        evaluation_status=ev.status if ev else None,
-        evaluation_wall_s=ev.wall_s if ev else None,
-        evaluation_error=ev.error if ev else None,
+        memory_raw=memory_json,
+        tokens=tokens,
+        cost_usd=cost_usd,
+        evaluation_status=ev[1] if ev else None,
+        evaluation_wall_s=ev[6] if ev else None,
+        evaluation_error=ev[5] if ev else None,
         episodes=episodes,
-        no_memory_score=run,
+        no_memory_score=run[0] if run else None,
     )
 
 
-def pending_commands(store: Store) -> list[tuple[str, str | None, str]]:
-    with _session(store) as s:
-        rows = s.exec(
-            select(Command.kind, Command.design_id, Command.text)
-            .where(Command.applied_at.is_(None))  # type: ignore[union-attr]
-            .order_by(Command.id)
-        ).all()
+def pending_commands(db: Reader) -> list[tuple[str, str | None, str]]:
+    rows = db.rows(
+        "SELECT kind, design_id, text FROM command WHERE applied_at IS NULL ORDER BY id"
+    )
     return [(k, d, t) for k, d, t in rows]
 
 

@@ -124,6 +124,8 @@ class MainScreen(Screen):
             )
         ):
             self._pause_requested = None
+        if up.first and not self.app.designs:
+            self.app.open_store()  # nothing to show in detail: warm up the write side now
         if up.run_changed or up.first:
             self.refresh_bindings()  # footer: run actions enabled or not
         if up.first or up.run_changed or up.designs is not None or up.totals is not None:
@@ -134,7 +136,7 @@ class MainScreen(Screen):
         run = app.run_info
         age = heartbeat_age(run, app.now())
         status = effective_status(run, age, app.engine_exit)
-        if app.store is None and run is None:
+        if app.reader is None and run is None:
             status = "waiting"
         pending = list(self._pending)
         if self._pause_requested is True:
@@ -182,6 +184,8 @@ class MainScreen(Screen):
             return
         self.detail.show(message.views, message.design_id)
         self.detail_for = message.design_id
+        if self.app.store is None:
+            self.app.open_store()  # warm up the write side now that the screen is complete
 
     @on(EventLogPanel.WantDesignHistory)
     def _want_history(self, message: EventLogPanel.WantDesignHistory) -> None:
