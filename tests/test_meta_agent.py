@@ -398,3 +398,19 @@ def test_random_genomes_render_to_working_modules() -> None:
         compile(code, "<g>", "exec")
         _exercise(code, SYNTHETIC)
         assert dm.genome_from_code(code) == dm.normalise(g)
+
+
+def test_write_prompt_shows_builtin_examples_and_a_real_episode() -> None:
+    from alma_tui.designs import builtin_source
+    from alma_tui.engine import prompts
+    from alma_tui.engine.meta_agent import ParentInfo
+
+    parent = ParentInfo(design_id="d002", title="t", code=builtin_source("trajectory_retrieval"),
+                        example_episode={"episode": {"goal": "put a clean mug in coffeemachine 1"},
+                                         "query": {"goal": "put a hot apple in fridge 1"}})
+    text = prompts.write_messages(parent, "{}")[1]["content"]
+    assert "### EXAMPLE DESIGNS" in text and "built-in design `dynamic_cheatsheet`" in text
+    assert "built-in design `trajectory_retrieval`" not in text  # the parent itself is not repeated
+    assert "### EXAMPLE EPISODE" in text and "put a clean mug in coffeemachine 1" in text
+    task, sections = prompts.parse_prompt(prompts.write_messages(parent, "{}"))
+    assert task == "write" and "PARENT CODE" in sections and "ANALYSIS" in sections

@@ -67,6 +67,7 @@ class ParentInfo:
     hints: list[str] = field(default_factory=list)
     domain_name: str = "household"
     domain_description: str = ""
+    example_episode: dict | None = None  # {"episode": Episode as dict, "query": Query as dict}
 
 
 class TrajectoryAssessment(BaseModel):

@@ -43,6 +43,12 @@ S_FAILING_CODE = "FAILING CODE"
 S_ERROR = "ERROR"
 S_OUTPUT_SCHEMA = "OUTPUT SCHEMA"
 S_INSTRUCTIONS = "INSTRUCTIONS"
+S_EXAMPLES = "EXAMPLE DESIGNS"
+S_EXAMPLE_EPISODE = "EXAMPLE EPISODE"
+
+#: Built-in designs shown to the model as worked examples of the API (write/repair).
+EXAMPLE_DESIGNS = ("trajectory_retrieval", "dynamic_cheatsheet")
+MAX_EXAMPLE_CHARS = 7_000
 
 # Truncation limits: large enough for the model to see what the memory looked
 # like, small enough that a 12-episode sample stays well under ~12k tokens.
@@ -64,6 +70,8 @@ _SECTION_NAMES = (
     "ERROR",
     "OUTPUT SCHEMA",
     "INSTRUCTIONS",
+    "EXAMPLE DESIGNS",
+    "EXAMPLE EPISODE",
 )
 # Only known section names count as headers, so a "### comment" inside quoted
 # code can never split a section.
@@ -157,6 +165,27 @@ def design_api_source() -> str:
         return inspect.getsource(design_api)
     except (OSError, TypeError):  # pragma: no cover - frozen/zip installs
         return "# design_api source unavailable; see MemoryDesign, Episode, Query, Services"
+
+
+def example_designs(exclude: str = "") -> str:
+    """Built-in baselines as worked examples: real modules written against the same API."""
+    from alma_tui.designs import BUILTIN, builtin_source
+
+    parts = []
+    for name in EXAMPLE_DESIGNS:
+        if name in BUILTIN:
+            code = builtin_source(name)
+            if code.strip() != exclude.strip():
+                parts.append(f"# --- built-in design `{name}` ---\n" + _truncate(code, MAX_EXAMPLE_CHARS))
+    return _fenced("\n\n".join(parts)) if parts else "(none)"
+
+
+def example_episode(parent: ParentLike) -> str | None:
+    """One real Episode and Query of this domain as JSON, so the model sees the fields' contents."""
+    ep = getattr(parent, "example_episode", None)
+    if not ep:
+        return None
+    return _fenced(_truncate(json.dumps(ep, indent=1, default=str), 6_000), "json")
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -351,6 +380,10 @@ def analyze_messages(parent: ParentLike, schema: dict, seed: int = 0) -> list[di
 def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> list[dict]:
     """Chat messages asking for a child module implementing ``analysis_json``."""
     sections = _common_sections(parent, seed)
+    sections.append(_section(S_EXAMPLES, example_designs(exclude=parent.code)))
+    episode = example_episode(parent)
+    if episode:
+        sections.append(_section(S_EXAMPLE_EPISODE, episode))
     sections.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
     sections.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
     return _messages(SYSTEM_WRITE, TASK_WRITE, sections)

@@ -518,7 +518,21 @@ class Search:
             previous_suggestion=prev_suggestion, previous_improved=prev_improved,
             hints=list(self._hints), domain_name=self.domain.name,
             domain_description=getattr(self.domain, "instructions", ""),
+            example_episode=self._example_episode(),
         )
+
+    def _example_episode(self) -> dict | None:
+        """A real episode and query of this domain (the validation data), trimmed for the prompt."""
+        try:
+            episodes, queries = self._validation_data()
+        except Exception:  # the example is a courtesy; the prompt works without it
+            return None
+        if not episodes or not queries:
+            return None
+        ep = episodes[0].to_dict()
+        ep["steps"] = ep["steps"][:6] + ([{"...": f"{len(ep['steps']) - 6} more steps"}]
+                                         if len(ep["steps"]) > 6 else [])
+        return {"episode": ep, "query": queries[0].to_dict()}
 
     def _sample_episodes(self, design_id: str, n: int = 8) -> list[dict]:
         """A sample of the parent's deployment episodes, stratified by success."""
