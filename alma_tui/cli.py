@@ -157,22 +157,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace) -> Any:
     """Flags over the settings stored in the repo (a resume keeps them) over defaults."""
     from alma_tui.engine.config import SearchConfig
-    from alma_tui.store.db import db_path
+    from alma_tui.store.peek import PeekError, stored_settings
 
     repo = Path(args.repo)
     cfg = SearchConfig(repo=repo)
     stored: Any = None
-    path = db_path(repo)
-    if path.exists():
-        run = _open_store(repo).get_run()
-        if run is not None:
-            try:
-                cfg = SearchConfig.from_json(run.settings_json)
-            except (ValueError, TypeError) as exc:
-                raise CliError(f"the settings stored in {path} are unreadable ({exc}); "
-                               "start a new search with another --repo") from exc
-            cfg.repo = repo
-            stored = SearchConfig.from_json(run.settings_json)
+    try:
+        settings = stored_settings(repo)  # stdlib sqlite3: keeps SQLModel off the TUI's start-up path
+    except PeekError as exc:
+        raise CliError(str(exc)) from exc
+    if settings is not None:
+        try:
+            cfg = SearchConfig.from_json(settings)
+            stored = SearchConfig.from_json(settings)
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"the settings stored in {repo / '.alma' / 'alma.db'} are unreadable ({exc}); "
+                           "start a new search with another --repo") from exc
+        cfg.repo = repo
+        stored.repo = repo
     simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
               "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",
               "iterations": "iterations", "selection": "selection", "seed": "seed",

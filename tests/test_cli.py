@@ -128,3 +128,16 @@ def test_resume_refuses_score_changing_flags(tmp_path: Path, capsys: pytest.Capt
     assert main(["stop", "--repo", str(repo)]) == 1  # no engine runs there: nothing to stop
     assert "no search is running" in capsys.readouterr().err
     assert main(["run", "--headless", "--repo", str(repo), "--budget-usd", "0"]) == 1
+
+
+def test_resuming_with_the_tui_does_not_load_the_store_first(tmp_path: Path) -> None:
+    """The TUI path reads stored settings with sqlite3; SQLModel (~0.6 s) loads in the engine."""
+    repo = tmp_path / "r"
+    assert main(["run", "--headless", "--repo", str(repo), "--iterations", "0", *TINY]) == 0
+    code = ("import sys, alma_tui.cli as c\n"
+            f"cfg = c.config_from_args(c.build_parser().parse_args(['run', '--repo', {str(repo)!r}]))\n"
+            "assert cfg.eval.n_collection == 4, cfg.eval\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlmodel', 'sqlalchemy', 'litellm')))\n")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == "[]"
