@@ -81,14 +81,15 @@ class HeadlessReporter:
         rows = design_rows(search.store)
         self.console.print(archive_table(rows))
         run = search.store.get_run()
-        totals = search.store.llm_totals()
-        calls = sum(int(v["calls"]) for v in totals.values())
-        tokens = sum(int(v["tokens"]) for v in totals.values())
-        cost = sum(v["cost_usd"] for v in totals.values())
+        from alma_tui.llm.accounting import run_totals
+
+        t = run_totals(search.store)
+        calls, tokens = int(t["calls"]), int(t["prompt_tokens"] + t["completion_tokens"])
+        cost = f"${t['cost_usd']:.4f}" + (" (partial: some models have no price)" if t["unknown_cost_calls"] else "")
         self.console.print(
             f"[bold]{status}[/]: {run.iterations_done}/{run.iterations_target} iterations · "
             f"best {search.progress.best_id} {search.progress.best_score or 0:.3f} · "
-            f"{calls} model calls, {tokens:,} tokens, ${cost:.4f} · lineage: git -C {search.config.repo} "
+            f"{calls} model calls, {tokens:,} tokens, {cost} · lineage: git -C {search.config.repo} "
             "log --graph --all --oneline"
         )
 

@@ -20,7 +20,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from alma_tui.store.models import Command, Design, Event, LLMCall, Run, utcnow
+from alma_tui.store.models import Command, Design, Event, Run, utcnow
 
 STORE_DIR = ".alma"
 DB_NAME = "alma.db"
@@ -215,20 +215,6 @@ class Store:
                     c.applied_at = utcnow()
                     s.add(c)
             s.commit()
-
-    # -- accounting -------------------------------------------------------------------------
-    def llm_totals(self) -> dict[str, dict[str, float]]:
-        """Tokens, cost and calls per role."""
-        with self.session() as s:
-            rows = s.exec(
-                select(
-                    LLMCall.role,
-                    func.count(),
-                    func.sum(LLMCall.prompt_tokens + LLMCall.completion_tokens),
-                    func.sum(LLMCall.cost_usd),
-                ).group_by(LLMCall.role)
-            ).all()
-        return {r: {"calls": n, "tokens": int(t or 0), "cost_usd": float(c or 0.0)} for r, n, t, c in rows}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
