@@ -62,6 +62,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=["batched", "sequential"], default=None,
                    help="batched: memory frozen after collection (default); sequential: it keeps learning")
     p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
+    _sandbox_arg(p)
+
+
+def _sandbox_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-weak-sandbox", action="store_true", default=None,
+                   help="run designs even where the OS cannot isolate them (see `alma-tui doctor`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--protocol", choices=["batched", "sequential"], default="batched")
     ev.add_argument("--json", action="store_true")
+    _sandbox_arg(ev)
     ds = sub.add_parser("designs", help="the archive as a table")
     _repo_arg(ds)
     ds.add_argument("--json", action="store_true")
@@ -103,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_arg(hp)
     sub.add_parser("domains", help="available domains and what they still need")
     sub.add_parser("baselines", help="built-in memory designs")
+    sub.add_parser("doctor", help="check this machine: design sandbox isolation, git, models")
     return parser
 
 
@@ -150,6 +158,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_baselines()
     if cmd == "eval":
         return cmd_eval(args)
+    if cmd == "doctor":
+        from alma_tui.doctor import cmd_doctor
+
+        return cmd_doctor()
     raise CliError(f"unknown command {cmd}")
 
 
@@ -203,6 +215,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         cfg.params = replace(cfg.params, k=args.parents)
     if cfg.iterations < 0:
         raise CliError("--iterations must be >= 0")
+    if getattr(args, "allow_weak_sandbox", None):
+        cfg.allow_weak_sandbox = True
     if getattr(args, "env_file", None):
         cfg.env_file = str(Path(args.env_file).expanduser().resolve())
     if cfg.max_concurrent_llm < 1 or cfg.llm_retries < 0 or cfg.llm_timeout_s <= 0:
@@ -341,6 +355,8 @@ def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
             engine_argv += [f"--{flag.replace('_', '-')}", str(value)]
     if getattr(args, "skip_model_check", False):
         engine_argv.append("--skip-model-check")
+    if cfg.allow_weak_sandbox:
+        engine_argv.append("--allow-weak-sandbox")
     return run_tui(Path(cfg.repo), engine_argv=engine_argv)
 
 
@@ -484,9 +500,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for flag in ("runs", "collection", "deployment"):
         if getattr(args, flag) < 1:
             raise CliError(f"--{flag} must be at least 1")
+    from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, require
+
+    try:
+        iso = require(bool(args.allow_weak_sandbox))
+    except SandboxUnavailable as exc:
+        raise CliError(str(exc)) from exc
     agent_params = RoleParams(args.agent_temperature, args.agent_reasoning)
     llm = LLMClient(api_base=args.api_base, role_params={"agent": agent_params, "design": agent_params})
-    evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s))
+    evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s),
+                          limits=SandboxLimits(isolate=iso.strong))
     settings = EvalSettings(n_collection=args.collection, n_deployment=args.deployment, runs=args.runs,
                             split=args.split, seed=args.seed, protocol=args.protocol)
     from alma_tui.engine.evaluator import Hooks

@@ -15,6 +15,8 @@ from rich.table import Table
 
 SHOWN = {
     "run.status": "bold",
+    "run.sandbox": "dim",
+    "run.cleanup": "yellow",
     "selection": "cyan",
     "design.proposed": "",
     "design.repair": "yellow",

@@ -53,6 +53,16 @@ def assert_gone(pid: int | None) -> None:
         os.kill(pid, 0)
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, recursively (the confined worker lives below a supervisor)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            kids = [int(k) for k in fh.read().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in descendants(k)]
+
+
 GOOD = design(
     '''
     def __init__(self, services):
@@ -294,7 +304,7 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
         tmp = d._res.tmpdir
     for name in ("FAKE_API_KEY", "SOME_TOKEN", "OPENAI_ORG", "AWS_REGION"):
         assert name not in env
-    assert env["HOME"] == tmp and env["PYTHONHASHSEED"] == "0"
+    assert env["HOME"] == ("/tmp" if FAST.isolate else tmp) and env["PYTHONHASHSEED"] == "0"
     assert not any("sk-123" in v for v in env.values())
     assert tmp is not None and not os.path.exists(tmp)  # temp dir removed on close
     assert "X_PASSWORD" not in scrub_env({"X_PASSWORD": "p", "PATH": "/bin"}, home="/tmp")
@@ -308,7 +318,7 @@ ESCAPES = {
     "multiprocessing": "import multiprocessing as mp\np = mp.Process(target=print)\np.start()",
     "socket": "import socket\nsocket.create_connection(('127.0.0.1', 9))",
     "kill parent": "import os\nos.kill(os.getppid(), 0)",
-    "write outside": "open('/tmp/alma-sandbox-escape.txt', 'w').write('x')",
+    "write outside": "open('/usr/alma-sandbox-escape.txt', 'w').write('x')",
     "parent environ": "import os\nopen(f'/proc/{os.getppid()}/environ').read()",
     "ctypes": "import ctypes\nctypes.CDLL(None).fork()",
     "engine import": "import alma_tui.sandbox.runner",
@@ -333,7 +343,7 @@ def test_escapes_fail_inside_the_design(name: str) -> None:
         out = d.retrieve(query())
     assert out.startswith("blocked: "), out
     assert "sandbox" in out
-    assert not os.path.exists("/tmp/alma-sandbox-escape.txt")
+    assert not os.path.exists("/usr/alma-sandbox-escape.txt")
 
 
 def test_design_may_use_numpy_and_its_temp_dir() -> None:
@@ -448,7 +458,8 @@ def test_a_child_that_stops_reading_cannot_block_the_parent() -> None:
     with SandboxedDesign(GOOD, limits=SandboxLimits(call_timeout_s=0.5)) as d:
         pid = d.pid
         assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # frozen: reads nothing, writes nothing
+        for p in [pid, *descendants(pid)]:  # the supervisor and the confined worker
+            os.kill(p, signal.SIGSTOP)  # frozen: reads nothing, writes nothing
         t0 = time.monotonic()
         with pytest.raises(DesignFailure) as info:
             d.update(episode(obs="y" * (1 << 20)))  # far more than a pipe buffer holds

@@ -40,6 +40,7 @@ class SearchConfig:
     max_concurrent_llm: int = 8  # requests in flight per model
     llm_timeout_s: float = 120.0
     llm_retries: int = 4  # retries per call on 429/5xx/timeouts before the provider counts as unavailable
+    allow_weak_sandbox: bool = False  # run designs without OS isolation where the machine has none
     outage_wait_s: float = 30.0  # first automatic retry after an outage pause (doubles, capped at 10 min)
     params: SelectionParams = field(default_factory=SelectionParams)
     eval: EvalSettings = field(default_factory=EvalSettings)

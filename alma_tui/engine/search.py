@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +105,15 @@ class Search:
         missing = self.domain.requirements() if hasattr(self.domain, "requirements") else None
         if missing:
             raise SearchError(f"domain {cfg.domain!r} is not usable here: {missing}")
+        from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, describe, require
+        from alma_tui.sandbox.isolation import cleanup_stale_dirs
+
+        try:
+            iso = require(cfg.allow_weak_sandbox)
+        except SandboxUnavailable as exc:
+            raise SearchError(str(exc)) from exc
+        self.sandbox_line = describe(iso)
+        self.sandbox_limits = SandboxLimits(isolate=iso.strong)
         self.lineage = Lineage(repo)
         self.store = Store(repo)
         self._take_lock(repo)
@@ -144,7 +153,10 @@ class Search:
         spent = run_totals(self.store)  # a budget covers the whole run, earlier sessions included
         self.llm.restore(spent["prompt_tokens"], spent["completion_tokens"], spent["cost_usd"], spent["calls"])
         self._outages, self._last_outage = 0, 0.0
-        self.evaluator = Evaluator(self.domain, self._agent_complete)
+        self.evaluator = Evaluator(self.domain, self._agent_complete, limits=self.sandbox_limits)
+        self.emit("run.sandbox", self.sandbox_line, flush=True, strong=iso.strong, report=iso.report)
+        for path in cleanup_stale_dirs():
+            self.emit("run.cleanup", f"removed a sandbox folder left by a killed engine: {path}")
         return self.run_row
 
     def _take_lock(self, repo: Path) -> None:
@@ -597,14 +609,14 @@ class Search:
     def _validate(self, d: Design) -> Design:
         """Run the design on a few real episodes in the sandbox; repair up to max_repairs times."""
         from alma_tui.engine.meta_agent import MetaAgent, MetaAgentError
-        from alma_tui.sandbox import DesignFailure, SandboxLimits, validate_design
+        from alma_tui.sandbox import DesignFailure, validate_design
 
         assert self.store is not None
         d = self.store.update_design(d.id, status="validating")
         self.emit("design.validating", f"{d.id}: validating in the sandbox", d.id)
         episodes, queries = self._validation_data()
         hooks = self._hooks(d.id)
-        limits = SandboxLimits(call_timeout_s=10.0)
+        limits = replace(self.sandbox_limits, call_timeout_s=10.0)
         code = d.code
         attempt = d.repairs
         while True:

@@ -1,5 +1,6 @@
 """Run untrusted memory designs in a separate, limited process (see runner and worker)."""
 
+from alma_tui.sandbox.isolation import Isolation, SandboxUnavailable, describe, probe, require
 from alma_tui.sandbox.runner import (
     DesignFailure,
     SandboxedDesign,
@@ -8,4 +9,15 @@ from alma_tui.sandbox.runner import (
     validate_design,
 )
 
-__all__ = ["DesignFailure", "SandboxLimits", "SandboxedDesign", "scrub_env", "validate_design"]
+__all__ = [
+    "DesignFailure",
+    "Isolation",
+    "SandboxLimits",
+    "SandboxUnavailable",
+    "SandboxedDesign",
+    "describe",
+    "probe",
+    "require",
+    "scrub_env",
+    "validate_design",
+]

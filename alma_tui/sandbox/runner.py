@@ -90,8 +90,19 @@ class SandboxLimits:
     open_files: int = 256
     max_retrieve_chars: int = 20_000
     max_snapshot_kb: int = 4096
-    max_message_mb: int = 64
+    # The engine's own caps on what it reads (the worker's checks can be bypassed by
+    # the design): one line, all lines of one call, log/print lines per design.
+    max_message_mb: int = 6
+    max_call_mb: int = 64
     max_output_lines: int = 2000
+    max_log_lines: int = 2000
+    max_log_chars: int = 2000
+    max_prompt_chars: int = 200_000
+    max_embed_texts: int = 256
+    # OS isolation (see isolation.py): True requires it; False runs with the in-process
+    # guards only (the user's explicit --allow-weak-sandbox on a machine without it).
+    isolate: bool = True
+    scratch_mb: int = 64
     # Time spent in the parent's llm/embed callbacks does not count against
     # call_timeout_s (a slow model is not the design's fault); this caps the total.
     max_call_wall_s: float = 900.0
@@ -193,10 +204,27 @@ class _Resources:
         self.fds: list[int] = []
         self.out_fd: int | None = None
         self.out_pos = 0
+        self.lifeline: int | None = None
 
     def kill(self) -> None:
-        """SIGKILL the whole group; the leader is not reaped yet, so its pid (= pgid) is ours."""
+        """Kill the design process and everything it started.
+
+        Isolated: closing the lifeline (and SIGTERM) makes the supervisor SIGKILL the
+        namespace's PID 1, which takes every process of the namespace with it, even
+        one that left the process group; the supervisor is given a moment to do so
+        before the group is SIGKILLed as a fallback. Not isolated: SIGKILL the group.
+        The leader is not reaped yet, so its pid (= pgid) is still ours.
+        """
         proc = self.proc
+        if self.lifeline is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.lifeline)
+            self.lifeline = None
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(2.0)
         if proc is None or proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -282,7 +310,9 @@ class SandboxedDesign:
         self._started = False
         self._closing = False
         self._failure: DesignFailure | None = None
+        self.isolation_report: dict[str, Any] | None = None
         self._call_id = 0
+        self._call_bytes = 0
         self._buf = bytearray()
         self._scan = 0
         self._svc_error: BaseException | None = None
@@ -294,6 +324,7 @@ class SandboxedDesign:
             "service_calls": {"llm": 0, "embed": 0, "log": 0},
             "service_time_s": {"llm": 0.0, "embed": 0.0},
             "output_lines": 0,
+            "log_lines": 0,
         }
 
     # --- public API ------------------------------------------------------------------
@@ -351,6 +382,14 @@ class SandboxedDesign:
                 if hello.get("type") != "hello":
                     raise DesignFailure("protocol", "the design process did not say hello",
                                         repr(hello)[:500], op="start")
+                if hello.get("isolation_error"):
+                    raise DesignFailure(
+                        "sandbox", f"OS isolation failed: {str(hello['isolation_error'])[:300]}",
+                        self._res.output_tail(), op="start")
+                report = hello.get("isolation")
+                if self.limits.isolate and not isinstance(report, dict):
+                    raise DesignFailure("sandbox", "the design process is not isolated", op="start")
+                self.isolation_report = report if isinstance(report, dict) else None
                 self._stat_set("spawn_s", round(time.monotonic() - t0, 4))
                 value = self._exchange(
                     "start",
@@ -385,6 +424,13 @@ class SandboxedDesign:
         if not isinstance(value, str):
             self._die(DesignFailure("protocol", "retrieve() result arrived as a non-string",
                                     op="retrieve"))
+            raise self._failure  # type: ignore[misc]
+        # The worker truncates to the limit and appends a short note; anything longer
+        # was not produced by the worker's own code.
+        if len(value) > self.limits.max_retrieve_chars + 100:
+            self._die(DesignFailure(
+                "protocol", f"protocol violation: a retrieve() result of {len(value):,} chars "
+                f"(over the limit of {self.limits.max_retrieve_chars:,})", op="retrieve"))
             raise self._failure  # type: ignore[misc]
         return value
 
@@ -459,25 +505,40 @@ class SandboxedDesign:
         self._finalizer()
 
     def _spawn(self) -> None:
+        from alma_tui.sandbox.isolation import DIR_PREFIX, confine_spec, supported
+
         res = self._res
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[:40]
-        res.tmpdir = tempfile.mkdtemp(prefix=f"alma-sbx-{safe}-")
+        # The engine's pid in the name lets a later engine remove folders a kill -9 left behind.
+        res.tmpdir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-{safe}-")
+        # Unlinked at once: the parent keeps reading it through its fd, nothing is left on disk.
         out_path = os.path.join(res.tmpdir, ".output")
         out_w = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         res.out_fd = os.open(out_path, os.O_RDONLY | os.O_CLOEXEC)
+        os.unlink(out_path)
         req_r, req_w = os.pipe()  # O_CLOEXEC: concurrent spawns in other threads cannot inherit
         resp_r, resp_w = os.pipe()
         res.fds = [req_w, resp_r]
+        child_fds = [req_r, resp_w]
+        limits = self.limits.for_child()
+        home = res.tmpdir
+        if self.limits.isolate:
+            why = supported()
+            if why is not None:
+                raise DesignFailure("sandbox", f"OS isolation is not available: {why}", op="start")
+            life_r, res.lifeline = os.pipe()
+            child_fds.append(life_r)
+            limits["confine"] = confine_spec(res.tmpdir, life_r, self.limits.scratch_mb)
+            home = "/tmp"
         try:
             res.proc = subprocess.Popen(
-                [sys.executable, "-s", "-P", WORKER_PATH, str(req_r), str(resp_w),
-                 json.dumps(self.limits.for_child())],
+                [sys.executable, "-s", "-P", WORKER_PATH, str(req_r), str(resp_w), json.dumps(limits)],
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=out_w,
-                pass_fds=(req_r, resp_w),
+                pass_fds=tuple(child_fds),
                 cwd=res.tmpdir,
-                env=scrub_env(home=res.tmpdir),
+                env=scrub_env(home=home),
                 start_new_session=True,
                 close_fds=True,
             )
@@ -485,7 +546,7 @@ class SandboxedDesign:
             raise DesignFailure("crash", f"could not start the design process: {exc}",
                                 op="start") from exc
         finally:
-            for fd in (req_r, resp_w, out_w):
+            for fd in (*child_fds, out_w):
                 os.close(fd)
         os.set_blocking(req_w, False)
         os.set_blocking(resp_r, False)
@@ -499,6 +560,7 @@ class SandboxedDesign:
         self._call_id += 1
         call_id = self._call_id
         self._svc_error = None
+        self._call_bytes = 0
         wall_deadline = time.monotonic() + self.limits.max_call_wall_s
         label = "start-up" if op == "start" else f"{op}()"
         try:
@@ -515,10 +577,10 @@ class SandboxedDesign:
                 if kind == "svc":
                     self._serve_service(msg, budget, label)
                 elif kind == "out":
-                    self._emit_output(f"[{msg.get('stream', 'stdout')}] {msg.get('line', '')}")
+                    self._emit_output(f"[{str(msg.get('stream', 'stdout'))[:6]}] {msg.get('line', '')}")
                 elif kind == "log":
                     self._stat_add("service_calls", "log", 1)
-                    self._emit_log(str(msg.get("msg", "")))
+                    self._emit_capped("log_lines", self.limits.max_log_lines, str(msg.get("msg", "")))
                 else:
                     raise self._protocol(op, f"unexpected message type {kind!r}")
         except _Timeout:
@@ -593,8 +655,10 @@ class SandboxedDesign:
                 if self._llm is None:
                     raise RuntimeError("no llm service is available in this context")
                 system = msg.get("system")
-                value: Any = self._llm(str(msg.get("prompt", "")),
-                                       None if system is None else str(system))
+                prompt = str(msg.get("prompt", ""))
+                if len(prompt) + len(str(system or "")) > self.limits.max_prompt_chars:
+                    raise ValueError(f"llm() prompt over {self.limits.max_prompt_chars:,} chars")
+                value: Any = self._llm(prompt, None if system is None else str(system))
                 if not isinstance(value, str):
                     raise TypeError(f"llm callback returned {type(value).__name__}, not str")
             elif service == "embed":
@@ -603,6 +667,10 @@ class SandboxedDesign:
                 texts = msg.get("texts")
                 if not isinstance(texts, list):
                     raise TypeError("embed() needs a list of texts")
+                if len(texts) > self.limits.max_embed_texts or sum(len(str(t)) for t in texts) > \
+                        self.limits.max_prompt_chars:
+                    raise ValueError(f"embed() takes at most {self.limits.max_embed_texts} texts and "
+                                     f"{self.limits.max_prompt_chars:,} chars per call")
                 raw = self._embed([str(t) for t in texts])
                 value = [[float(x) for x in vec] for vec in raw]
             else:
@@ -620,10 +688,22 @@ class SandboxedDesign:
         self._send(reply, budget, label)
 
     def _emit_output(self, line: str) -> None:
+        self._emit_capped("output_lines", self.limits.max_output_lines + 10, line)
+
+    def _emit_capped(self, counter: str, limit: int, line: str) -> None:
+        """Forward a log/print line within the design's per-design budget, cut to a sane width.
+
+        Enforced here, not only in the worker: a design can write to the channel itself.
+        """
         with self._stats_lock:
-            if self._stats["output_lines"] >= self.limits.max_output_lines + 10:
+            n = self._stats[counter]
+            if n > limit:
                 return
-            self._stats["output_lines"] += 1
+            self._stats[counter] = n + 1
+        if n == limit:
+            line = f"[further {counter.split('_')[0]} lines of this design are dropped (limit {limit})]"
+        elif len(line) > self.limits.max_log_chars:
+            line = line[: self.limits.max_log_chars] + f"... [{len(line) - self.limits.max_log_chars} chars cut]"
         self._emit_log(line)
 
     def _emit_log(self, line: str) -> None:
@@ -679,13 +759,16 @@ class SandboxedDesign:
             self._scan = len(self._buf)
             if len(self._buf) > limit:
                 raise self._protocol(label, f"a message over {self.limits.max_message_mb} MB")
+            if self._call_bytes > self.limits.max_call_mb << 20:
+                raise self._protocol(label, f"more than {self.limits.max_call_mb} MB sent during one call")
             try:
-                chunk = os.read(fd, 1 << 20)
+                chunk = os.read(fd, min(1 << 20, limit + 1 - len(self._buf)))
             except BlockingIOError:
                 self._wait(poller, budget)
                 continue
             if not chunk:
                 raise _Eof
+            self._call_bytes += len(chunk)
             self._buf += chunk
 
     @staticmethod

@@ -580,6 +580,29 @@ class _Worker:
                                 "detail": "MemoryError while encoding the result"})
 
 
+def _confine(spec: dict[str, Any], here: str, channel_fds: list[int]) -> dict[str, Any]:
+    """Enter the OS sandbox (confine.py, loaded by path like design_api) and report on it.
+
+    Returns in the confined child only. ctypes, which the confinement needed, is then
+    dropped from ``sys.modules`` so that a design's ``import ctypes`` goes through the
+    import machinery again and meets the audit hook.
+    """
+    import importlib.util
+
+    mod_spec = importlib.util.spec_from_file_location("_alma_confine", os.path.join(here, "confine.py"))
+    if mod_spec is None or mod_spec.loader is None:
+        raise ImportError("cannot load the sandbox's confine.py")
+    confine = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(confine)
+    confine.isolate(spec, channel_fds)
+    confine.build_root(spec)
+    confine.drop_privileges(spec)
+    report = dict(confine.report())
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]
+    return report
+
+
 def main(argv: list[str]) -> int:
     """Entry point; argv = [REQ_FD, RESP_FD, LIMITS_JSON]."""
     here = os.path.dirname(os.path.realpath(__file__))
@@ -594,6 +617,14 @@ def main(argv: list[str]) -> int:
     faulthandler.enable(file=sys.__stderr__ or 2, all_threads=False)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversize write -> OSError, not death
     api = _import_design_api(pkg_dir)
+    chan = _Channel(req_fd, resp_fd)
+    isolation: dict[str, Any] | None = None
+    if limits.get("confine"):
+        try:
+            isolation = _confine(limits["confine"], here, [req_fd, resp_fd])
+        except Exception as exc:  # ConfineError or an OSError of a step: the design never runs
+            chan.send({"type": "hello", "pid": os.getpid(), "isolation_error": f"{type(exc).__name__}: {exc}"})
+            return 71
     import _posixsubprocess  # pre-loaded, then neutered: see below
 
     def _no_fork_exec(*_a: Any, **_k: Any) -> Any:
@@ -601,7 +632,6 @@ def main(argv: list[str]) -> int:
 
     _posixsubprocess.fork_exec = _no_fork_exec  # type: ignore[attr-defined]
 
-    chan = _Channel(req_fd, resp_fd)
     budget = [int(limits.get("max_output_lines", 2000))]
     out = _OutStream(chan, "stdout", budget)
     err = _OutStream(chan, "stderr", budget)
@@ -612,7 +642,7 @@ def main(argv: list[str]) -> int:
     _apply_limits(limits)
     reserve = bytearray(1 << 20)  # freed on MemoryError so the report can be sent
     worker = _Worker(chan, api, guard, reserve)
-    chan.send({"type": "hello", "pid": os.getpid()})
+    chan.send({"type": "hello", "pid": os.getpid(), "isolation": isolation})
     try:
         worker.serve([out, err])
     except _Protocol as exc:

@@ -12,6 +12,7 @@ process is writing (WAL mode: readers never block the writer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -120,7 +121,13 @@ def read_run(db: Reader) -> RunInfo | None:
     r = db.one(f"SELECT {_RUN_COLS} FROM run ORDER BY id LIMIT 1")
     if r is None:
         return None
+    sbx = db.one("SELECT data_json FROM event WHERE kind = 'run.sandbox' ORDER BY id DESC LIMIT 1")
+    strong = None
+    if sbx is not None:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            strong = bool(json.loads(sbx[0] or "{}").get("strong"))
     return RunInfo(
+        sandbox_strong=strong,
         id=r[0] or 0,
         status=r[1],
         status_detail=r[2] or "",

@@ -27,6 +27,7 @@ class RunInfo:
     no_memory_score: float | None
     heartbeat_at: datetime | None
     pid: int | None
+    sandbox_strong: bool | None = None  # from the engine's last run.sandbox event; None before it
 
 
 @dataclass(frozen=True, slots=True)

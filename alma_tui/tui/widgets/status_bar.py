@@ -120,6 +120,12 @@ class RunHeader(Widget):
             info.append_text(_model("agent", run.agent_model))
             info.append("  ")
             info.append(run.selection, style=C_DIM)
+            if run.sandbox_strong is False:  # designs run without OS isolation (--allow-weak-sandbox)
+                info.append("  ")
+                info.append(" WEAK SANDBOX ", style=f"bold reverse {C_BAD}")
+            elif run.sandbox_strong:
+                info.append("  ")
+                info.append("sandboxed", style=C_DIM)
 
         pend = Text()
         if pending:
