@@ -34,9 +34,14 @@ def design(body: str, imports: str = "") -> str:
 
 def episode(task: str = "t1", goal: str = "put a mug in the sink", obs: str = "kitchen") -> Episode:
     return Episode(
-        domain="household", task_id=task, goal=goal, initial_observation=obs,
+        domain="household",
+        task_id=task,
+        goal=goal,
+        initial_observation=obs,
         steps=[Step("you see a mug", "take mug", 0.0), Step("done", "put mug in sink", 1.0)],
-        success=True, score=1.0, step_count=2,
+        success=True,
+        score=1.0,
+        step_count=2,
     )
 
 
@@ -64,7 +69,7 @@ def descendants(pid: int) -> list[int]:
 
 
 GOOD = design(
-    '''
+    """
     def __init__(self, services):
         super().__init__(services)
         self.notes = []
@@ -83,7 +88,7 @@ GOOD = design(
 
     def snapshot(self):
         return {"notes": self.notes}
-    '''
+    """
 )
 
 
@@ -95,16 +100,16 @@ def test_round_trip_brokers_services_and_captures_print() -> None:
         prompts.append((prompt, system))
         return "SUMMARY:" + prompt[-4:]
 
-    with SandboxedDesign(GOOD, llm=llm, embed=lambda ts: [[0.5, 0.25, 1.0] for _ in ts],
-                         log=logs.append, limits=FAST) as d:
+    with SandboxedDesign(
+        GOOD, llm=llm, embed=lambda ts: [[0.5, 0.25, 1.0] for _ in ts], log=logs.append, limits=FAST
+    ) as d:
         assert d.alive and d.class_name == "D"
         d.update(episode())
         d.update(episode("t2", goal="heat an egg").to_dict())  # dicts are accepted too
         assert d.retrieve(query()) == "SUMMARY:sink"
         assert d.retrieve({"goal": "nothing", "observation": ""}) == ""
         snap = d.snapshot()
-        assert snap["notes"][0] == {"goal": "put a mug in the sink", "summary": "SUMMARY:sink",
-                                    "dim": 3, "steps": 2}
+        assert snap["notes"][0] == {"goal": "put a mug in the sink", "summary": "SUMMARY:sink", "dim": 3, "steps": 2}
         stats = d.stats
         pid = d.pid
     assert prompts[0] == ("summarise: put a mug in the sink", "be brief")
@@ -118,13 +123,13 @@ def test_round_trip_brokers_services_and_captures_print() -> None:
 
 def test_large_messages_and_retrieve_cap() -> None:
     code = design(
-        '''
+        """
         def update(self, episode):
             self.obs = episode.initial_observation
 
         def retrieve(self, query):
             return self.obs * 2
-        '''
+        """
     )
     limits = SandboxLimits(call_timeout_s=5, max_retrieve_chars=30_000)
     with SandboxedDesign(code, limits=limits) as d:
@@ -136,14 +141,14 @@ def test_large_messages_and_retrieve_cap() -> None:
 
 def test_service_errors_reach_the_design_as_runtime_error() -> None:
     code = design(
-        '''
+        """
         def retrieve(self, query):
             try:
                 self.services.llm("x")
             except RuntimeError as exc:
                 return "caught: " + str(exc)
             return "no error"
-        '''
+        """
     )
 
     def llm(prompt: str, system: str | None) -> str:
@@ -159,13 +164,13 @@ def test_service_errors_reach_the_design_as_runtime_error() -> None:
 @pytest.mark.parametrize("method", ["update", "retrieve"])
 def test_exception_in_design_is_an_error_with_its_traceback(method: str) -> None:
     code = design(
-        '''
+        """
         def update(self, episode):
             {}["mug"]
 
         def retrieve(self, query):
             return {}["mug"]
-        '''
+        """
     )
     d = SandboxedDesign(code, limits=FAST)
     d.start()
@@ -200,19 +205,16 @@ def test_syntax_error_is_invalid() -> None:
 
 def test_missing_or_ambiguous_subclass_is_invalid() -> None:
     with pytest.raises(DesignFailure) as info:
-        SandboxedDesign("from alma_tui.design_api import MemoryDesign\nX = 1\n",
-                        limits=FAST).start()
+        SandboxedDesign("from alma_tui.design_api import MemoryDesign\nX = 1\n", limits=FAST).start()
     assert info.value.kind == "invalid" and "no subclass of MemoryDesign" in info.value.reason
 
-    two = ("from alma_tui.design_api import MemoryDesign\n"
-           "class A(MemoryDesign): pass\nclass B(MemoryDesign): pass\n")
+    two = "from alma_tui.design_api import MemoryDesign\nclass A(MemoryDesign): pass\nclass B(MemoryDesign): pass\n"
     with pytest.raises(DesignFailure) as info:
         SandboxedDesign(two, limits=FAST).start()
     assert info.value.kind == "invalid" and "(A, B)" in info.value.reason
 
     # A helper base plus one concrete subclass is not ambiguous.
-    chain = ("from alma_tui.design_api import MemoryDesign\n"
-             "class Base(MemoryDesign): pass\nclass Leaf(Base): pass\n")
+    chain = "from alma_tui.design_api import MemoryDesign\nclass Base(MemoryDesign): pass\nclass Leaf(Base): pass\n"
     with SandboxedDesign(chain, limits=FAST) as d:
         assert d.class_name == "Leaf"
 
@@ -266,8 +268,7 @@ def test_memory_blow_up_is_memory() -> None:
     d.close()
 
     code = design("def update(self, episode):\n    self.x = [0] * (4 * 1024 ** 3 // 8)\n")
-    with pytest.raises(DesignFailure) as info, \
-            SandboxedDesign(code, limits=SandboxLimits(memory_mb=256)) as d:
+    with pytest.raises(DesignFailure) as info, SandboxedDesign(code, limits=SandboxLimits(memory_mb=256)) as d:
         d.update(episode())
     assert info.value.kind == "memory"
 
@@ -291,11 +292,11 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_ORG", "org")
     monkeypatch.setenv("AWS_REGION", "eu")
     code = design(
-        '''
+        """
         def retrieve(self, query):
             import json, os
             return json.dumps(dict(os.environ))
-        '''
+        """
     )
     import json
 
@@ -330,14 +331,14 @@ ESCAPES = {
 def test_escapes_fail_inside_the_design(name: str) -> None:
     attempt = textwrap.indent(ESCAPES[name], " " * 16)
     code = design(
-        f'''
+        f"""
         def retrieve(self, query):
             try:
 {attempt}
             except (PermissionError, ImportError) as exc:
                 return "blocked: " + type(exc).__name__ + ": " + str(exc)
             return "escaped"
-        '''
+        """
     )
     with SandboxedDesign(code, limits=FAST) as d:
         out = d.retrieve(query())
@@ -348,13 +349,13 @@ def test_escapes_fail_inside_the_design(name: str) -> None:
 
 def test_design_may_use_numpy_and_its_temp_dir() -> None:
     code = design(
-        '''
+        """
         def retrieve(self, query):
             import numpy as np
             with open("scratch.txt", "w") as fh:
                 fh.write("ok")
             return str(int(np.arange(5).sum())) + open("scratch.txt").read()
-        '''
+        """
     )
     with SandboxedDesign(code, limits=FAST) as d:
         assert d.retrieve(query()) == "10ok"
@@ -375,7 +376,7 @@ def test_non_str_retrieve_and_bad_snapshot_are_invalid() -> None:
 
 def test_concurrent_retrieve_is_serialised_and_correct() -> None:
     code = design(
-        '''
+        """
         def __init__(self, services):
             super().__init__(services)
             self.busy = False
@@ -387,7 +388,7 @@ def test_concurrent_retrieve_is_serialised_and_correct() -> None:
             time.sleep(0.01)
             self.busy = False
             return "answer for " + query.goal
-        '''
+        """
     )
     results: dict[int, str] = {}
     errors: list[BaseException] = []
@@ -440,8 +441,12 @@ def test_close_is_idempotent_and_interrupts_a_hung_call() -> None:
 
 def test_validate_design_reports_and_raises() -> None:
     report = validate_design(
-        GOOD, episodes=[episode(), episode("t2")], queries=[query(), query("other")],
-        llm=lambda p, s: "S", embed=lambda ts: [[1.0] for _ in ts], limits=FAST,
+        GOOD,
+        episodes=[episode(), episode("t2")],
+        queries=[query(), query("other")],
+        llm=lambda p, s: "S",
+        embed=lambda ts: [[1.0] for _ in ts],
+        limits=FAST,
     )
     assert report["class_name"] == "D"
     assert report["retrieved"] == ["S\nS", ""]
@@ -483,3 +488,21 @@ def test_failure_pickles_and_stats_are_readable_during_a_call() -> None:
         assert d.stats["spawn_s"] is not None
         assert time.monotonic() - t0 < 0.1
         t.join()
+
+
+def test_unbounded_recursion_is_named_as_such_not_as_memory() -> None:
+    code = design(
+        """
+        def retrieve(self, query):
+            import sys
+            sys.setrecursionlimit(10**8)
+            def f(n):
+                return f(n + 1)
+            return f(0)
+        """
+    )
+    limits = SandboxLimits(call_timeout_s=30.0, start_timeout_s=10.0, memory_mb=200)
+    with SandboxedDesign(code, limits=limits) as d, pytest.raises(DesignFailure) as info:
+        d.retrieve(query())
+    assert info.value.kind == "error"
+    assert "recursed without bound" in info.value.reason

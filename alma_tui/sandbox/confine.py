@@ -156,10 +156,21 @@ def isolate(spec: dict[str, Any], close_in_supervisor: list[int]) -> None:
         # Dies with the supervisor (single-threaded and alive until the child is reaped).
         _check(_c().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "set the parent-death signal")
         return
-    _supervise(pid, lifeline, close_in_supervisor)
+    try:
+        status = _supervise(pid, lifeline, close_in_supervisor)
+    except BaseException:  # never fall through into the worker's code: this is not the design process
+        os.kill(pid, signal.SIGKILL)
+        os._exit(70)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
 
 
-def _supervise(child: int, lifeline: int, close: list[int]) -> None:
+def _supervise(child: int, lifeline: int, close: list[int]) -> int:
+    """Wait for the child; kill it when the engine goes away. Returns its wait status."""
     for fd in close:
         os.close(fd)  # only the child talks to the engine; EOF reaches the engine when it dies
     os.closerange(0, 1)  # stdin
@@ -177,7 +188,6 @@ def _supervise(child: int, lifeline: int, close: list[int]) -> None:
     poller.register(lifeline, select.POLLIN | select.POLLHUP)
     pidfd = os.pidfd_open(child)
     poller.register(pidfd, select.POLLIN)
-    status = 0
     while True:
         try:
             events = poller.poll()
@@ -187,12 +197,7 @@ def _supervise(child: int, lifeline: int, close: list[int]) -> None:
             kill_child()  # the engine is gone (or closed the design): take everything down
         done, status = os.waitpid(child, os.WNOHANG)
         if done:
-            break
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
+            return status
 
 
 # --- step 2: the new root ----------------------------------------------------------------

@@ -65,8 +65,7 @@ LogFn = Callable[[str], None]
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _SECRET_PREFIXES = ("AWS_", "OPENAI", "ANTHROPIC", "GEMINI", "AZURE", "LITELLM", "HF_")
 _KEEP_VARS = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-_MEMORY_HINTS = ("MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc",
-                 "failed to allocate")
+_MEMORY_HINTS = ("MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc", "failed to allocate")
 _TAIL_BYTES = 8192
 
 
@@ -131,8 +130,9 @@ class DesignFailure(Exception):
     tell its own problems from the design's.
     """
 
-    def __init__(self, kind: str, reason: str, detail: str = "", *, op: str = "",
-                 service_error: BaseException | None = None) -> None:
+    def __init__(
+        self, kind: str, reason: str, detail: str = "", *, op: str = "", service_error: BaseException | None = None
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
@@ -172,21 +172,23 @@ def scrub_env(environ: dict[str, str] | None = None, *, home: str) -> dict[str, 
     src = os.environ if environ is None else environ
     env = {k: src[k] for k in _KEEP_VARS if k in src}
     env.setdefault("PATH", "/usr/bin:/bin")
-    env.update({
-        "HOME": home,
-        "TMPDIR": home,
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONSAFEPATH": "1",
-        "PYTHONIOENCODING": "utf-8",
-        # One BLAS thread: threads may be forbidden (RLIMIT_NPROC) and each one
-        # reserves address space that would count against RLIMIT_AS.
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "HOME": home,
+            "TMPDIR": home,
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONSAFEPATH": "1",
+            "PYTHONIOENCODING": "utf-8",
+            # One BLAS thread: threads may be forbidden (RLIMIT_NPROC) and each one
+            # reserves address space that would count against RLIMIT_AS.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+    )
     return {k: v for k, v in env.items() if not _is_secret_name(k)}
 
 
@@ -293,9 +295,16 @@ class SandboxedDesign:
     ``RuntimeError``; exceptions from ``log`` are ignored.
     """
 
-    def __init__(self, code: str, *, llm: LlmFn | None = None, embed: EmbedFn | None = None,
-                 log: LogFn | None = None, limits: SandboxLimits | None = None,
-                 name: str = "design") -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        llm: LlmFn | None = None,
+        embed: EmbedFn | None = None,
+        log: LogFn | None = None,
+        limits: SandboxLimits | None = None,
+        name: str = "design",
+    ) -> None:
         self.code = code
         self.name = name
         self.limits = limits or SandboxLimits()
@@ -338,8 +347,9 @@ class SandboxedDesign:
     @property
     def alive(self) -> bool:
         proc = self._res.proc
-        return (self._started and not self._closing and self._failure is None
-                and proc is not None and proc.poll() is None)
+        return (
+            self._started and not self._closing and self._failure is None and proc is not None and proc.poll() is None
+        )
 
     @property
     def failure(self) -> DesignFailure | None:
@@ -374,18 +384,24 @@ class SandboxedDesign:
                     hello = self._recv_counted(budget, "start-up")
                 except _Timeout:
                     raise DesignFailure(
-                        "timeout", f"the design process did not start within "
-                        f"{self.limits.start_timeout_s:g}s", self._res.output_tail(), op="start",
+                        "timeout",
+                        f"the design process did not start within {self.limits.start_timeout_s:g}s",
+                        self._res.output_tail(),
+                        op="start",
                     ) from None
                 except _Eof:
                     raise self._died("start", "start-up") from None
                 if hello.get("type") != "hello":
-                    raise DesignFailure("protocol", "the design process did not say hello",
-                                        repr(hello)[:500], op="start")
+                    raise DesignFailure(
+                        "protocol", "the design process did not say hello", repr(hello)[:500], op="start"
+                    )
                 if hello.get("isolation_error"):
                     raise DesignFailure(
-                        "sandbox", f"OS isolation failed: {str(hello['isolation_error'])[:300]}",
-                        self._res.output_tail(), op="start")
+                        "sandbox",
+                        f"OS isolation failed: {str(hello['isolation_error'])[:300]}",
+                        self._res.output_tail(),
+                        op="start",
+                    )
                 report = hello.get("isolation")
                 if self.limits.isolate and not isinstance(report, dict):
                     raise DesignFailure("sandbox", "the design process is not isolated", op="start")
@@ -395,8 +411,7 @@ class SandboxedDesign:
                     "start",
                     {
                         "code": self.code,
-                        "services": {"llm": self._llm is not None,
-                                     "embed": self._embed is not None},
+                        "services": {"llm": self._llm is not None, "embed": self._embed is not None},
                         "max_retrieve_chars": self.limits.max_retrieve_chars,
                         "max_snapshot_bytes": self.limits.max_snapshot_kb << 10,
                     },
@@ -422,15 +437,19 @@ class SandboxedDesign:
         data = query.to_dict() if isinstance(query, Query) else Query.from_dict(query).to_dict()
         value = self._call("retrieve", data)
         if not isinstance(value, str):
-            self._die(DesignFailure("protocol", "retrieve() result arrived as a non-string",
-                                    op="retrieve"))
+            self._die(DesignFailure("protocol", "retrieve() result arrived as a non-string", op="retrieve"))
             raise self._failure  # type: ignore[misc]
         # The worker truncates to the limit and appends a short note; anything longer
         # was not produced by the worker's own code.
         if len(value) > self.limits.max_retrieve_chars + 100:
-            self._die(DesignFailure(
-                "protocol", f"protocol violation: a retrieve() result of {len(value):,} chars "
-                f"(over the limit of {self.limits.max_retrieve_chars:,})", op="retrieve"))
+            self._die(
+                DesignFailure(
+                    "protocol",
+                    f"protocol violation: a retrieve() result of {len(value):,} chars "
+                    f"(over the limit of {self.limits.max_retrieve_chars:,})",
+                    op="retrieve",
+                )
+            )
             raise self._failure  # type: ignore[misc]
         return value
 
@@ -438,8 +457,7 @@ class SandboxedDesign:
         """A JSON-serialisable view of the design's memory, for the TUI."""
         value = self._call("snapshot", None)
         if not isinstance(value, dict):
-            self._die(DesignFailure("protocol", "snapshot() result arrived as a non-dict",
-                                    op="snapshot"))
+            self._die(DesignFailure("protocol", "snapshot() result arrived as a non-dict", op="snapshot"))
             raise self._failure  # type: ignore[misc]
         return value
 
@@ -458,8 +476,7 @@ class SandboxedDesign:
     def _check_usable(self, op: str) -> None:
         if self._failure is not None:
             f = self._failure
-            raise DesignFailure(f.kind, f"design is dead after an earlier failure: {f.reason}",
-                                f.detail, op=op)
+            raise DesignFailure(f.kind, f"design is dead after an earlier failure: {f.reason}", f.detail, op=op)
         if self._closing:
             raise DesignFailure("crash", "design is closed", op=op)
         if not self._started:
@@ -543,8 +560,7 @@ class SandboxedDesign:
                 close_fds=True,
             )
         except OSError as exc:
-            raise DesignFailure("crash", f"could not start the design process: {exc}",
-                                op="start") from exc
+            raise DesignFailure("crash", f"could not start the design process: {exc}", op="start") from exc
         finally:
             for fd in (*child_fds, out_w):
                 os.close(fd)
@@ -585,11 +601,13 @@ class SandboxedDesign:
                     raise self._protocol(op, f"unexpected message type {kind!r}")
         except _Timeout:
             self._res.kill()
-            limit = (self.limits.start_timeout_s if op == "start"
-                     else self.limits.call_timeout_s)
+            limit = self.limits.start_timeout_s if op == "start" else self.limits.call_timeout_s
             raise DesignFailure(
-                "timeout", f"{label} exceeded {limit:g}s and was killed",
-                self._res.output_tail(), op=op, service_error=self._svc_error,
+                "timeout",
+                f"{label} exceeded {limit:g}s and was killed",
+                self._res.output_tail(),
+                op=op,
+                service_error=self._svc_error,
             ) from None
         except _Eof:
             raise self._died(op, label) from None
@@ -605,12 +623,16 @@ class SandboxedDesign:
         reason = str(msg.get("reason", "failed"))
         if kind == "memory":
             reason = f"{reason} (limit {self.limits.memory_mb} MB)"
-        raise DesignFailure(kind, reason, str(msg.get("detail", "")), op=op,
-                            service_error=self._svc_error)
+        raise DesignFailure(kind, reason, str(msg.get("detail", "")), op=op, service_error=self._svc_error)
 
     def _protocol(self, op: str, what: str) -> DesignFailure:
-        return DesignFailure("protocol", f"the design process broke the sandbox protocol: {what}",
-                             self._res.output_tail(), op=op, service_error=self._svc_error)
+        return DesignFailure(
+            "protocol",
+            f"the design process broke the sandbox protocol: {what}",
+            self._res.output_tail(),
+            op=op,
+            service_error=self._svc_error,
+        )
 
     def _died(self, op: str, label: str) -> DesignFailure:
         """Turn an unexpected EOF into the most precise failure we can name."""
@@ -621,8 +643,7 @@ class SandboxedDesign:
         tail = self._res.output_tail()
         mem = any(h in tail for h in _MEMORY_HINTS)
         if self._closing:
-            return DesignFailure("crash", f"design was closed while {label} was running",
-                                 tail, op=op)
+            return DesignFailure("crash", f"design was closed while {label} was running", tail, op=op)
         if rc is not None and rc < 0:
             try:
                 sig = signal.Signals(-rc).name
@@ -630,20 +651,34 @@ class SandboxedDesign:
                 sig = f"signal {-rc}"
             if -rc == signal.SIGXCPU:
                 return DesignFailure(
-                    "timeout", f"used more than {self.limits.cpu_seconds}s of CPU time and was "
-                    f"killed (during {label})", tail, op=op)
+                    "timeout",
+                    f"used more than {self.limits.cpu_seconds}s of CPU time and was killed (during {label})",
+                    tail,
+                    op=op,
+                )
             if mem:
-                return DesignFailure("memory", f"ran out of memory in {label} (limit "
-                                     f"{self.limits.memory_mb} MB; killed by {sig})", tail, op=op)
+                return DesignFailure(
+                    "memory",
+                    f"ran out of memory in {label} (limit {self.limits.memory_mb} MB; killed by {sig})",
+                    tail,
+                    op=op,
+                )
             hint = " (possibly the system OOM killer)" if -rc == signal.SIGKILL else ""
-            return DesignFailure("crash", f"the design process was killed by {sig}{hint} "
-                                 f"during {label}", tail, op=op, service_error=self._svc_error)
+            return DesignFailure(
+                "crash",
+                f"the design process was killed by {sig}{hint} during {label}",
+                tail,
+                op=op,
+                service_error=self._svc_error,
+            )
         if mem:
-            return DesignFailure("memory", f"ran out of memory in {label} (limit "
-                                 f"{self.limits.memory_mb} MB)", tail, op=op)
+            return DesignFailure(
+                "memory", f"ran out of memory in {label} (limit {self.limits.memory_mb} MB)", tail, op=op
+            )
         code = "an unknown status" if rc is None else f"code {rc}"
-        return DesignFailure("crash", f"the design process exited with {code} during {label}",
-                             tail, op=op, service_error=self._svc_error)
+        return DesignFailure(
+            "crash", f"the design process exited with {code} during {label}", tail, op=op, service_error=self._svc_error
+        )
 
     def _serve_service(self, msg: dict[str, Any], budget: list[float], label: str) -> None:
         service = msg.get("service")
@@ -667,10 +702,14 @@ class SandboxedDesign:
                 texts = msg.get("texts")
                 if not isinstance(texts, list):
                     raise TypeError("embed() needs a list of texts")
-                if len(texts) > self.limits.max_embed_texts or sum(len(str(t)) for t in texts) > \
-                        self.limits.max_prompt_chars:
-                    raise ValueError(f"embed() takes at most {self.limits.max_embed_texts} texts and "
-                                     f"{self.limits.max_prompt_chars:,} chars per call")
+                if (
+                    len(texts) > self.limits.max_embed_texts
+                    or sum(len(str(t)) for t in texts) > self.limits.max_prompt_chars
+                ):
+                    raise ValueError(
+                        f"embed() takes at most {self.limits.max_embed_texts} texts and "
+                        f"{self.limits.max_prompt_chars:,} chars per call"
+                    )
                 raw = self._embed([str(t) for t in texts])
                 value = [[float(x) for x in vec] for vec in raw]
             else:
@@ -782,10 +821,17 @@ class SandboxedDesign:
         # An HUP/ERR wakes us too; the following read/write turns it into _Eof.
 
 
-def validate_design(code: str, *, episodes: list[Episode], queries: list[Query],
-                    llm: LlmFn | None = None, embed: EmbedFn | None = None,
-                    log: LogFn | None = None, limits: SandboxLimits | None = None,
-                    name: str = "design") -> dict[str, Any]:
+def validate_design(
+    code: str,
+    *,
+    episodes: list[Episode],
+    queries: list[Query],
+    llm: LlmFn | None = None,
+    embed: EmbedFn | None = None,
+    log: LogFn | None = None,
+    limits: SandboxLimits | None = None,
+    name: str = "design",
+) -> dict[str, Any]:
     """Smoke-test a design: start, update each episode, retrieve each query, snapshot.
 
     Returns a small report (class name, retrieved texts, snapshot, timings, stats,

@@ -108,8 +108,21 @@ _PATH_EVENTS = {
     "shutil.chown": 1,
 }
 _SECRET_PARTS = {
-    ".ssh", ".aws", ".gnupg", ".docker", ".kube", ".azure", "gcloud", ".netrc",
-    ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".alma", "shadow", "gshadow",
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".docker",
+    ".kube",
+    ".azure",
+    "gcloud",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+    ".alma",
+    "shadow",
+    "gshadow",
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
@@ -258,9 +271,7 @@ def _import_design_api(pkg_dir: str) -> types.ModuleType:
     pkg.__path__ = [pkg_dir]  # type: ignore[attr-defined]
     pkg.__file__ = os.path.join(pkg_dir, "__init__.py")
     sys.modules.setdefault("alma_tui", pkg)
-    spec = importlib.util.spec_from_file_location(
-        "alma_tui.design_api", os.path.join(pkg_dir, "design_api.py")
-    )
+    spec = importlib.util.spec_from_file_location("alma_tui.design_api", os.path.join(pkg_dir, "design_api.py"))
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load alma_tui.design_api from {pkg_dir}")
     mod = importlib.util.module_from_spec(spec)
@@ -309,9 +320,7 @@ class _Guard:
             if part in _SECRET_PARTS or part == ".env" or part.startswith(".env."):
                 raise PermissionError(f"sandbox: reading {real} is not allowed")
         if real.startswith(self.pkg_dir + os.sep) and not real.startswith(self.pkg_allowed):
-            raise PermissionError(
-                f"sandbox: a design may not read the engine's own files ({real})"
-            )
+            raise PermissionError(f"sandbox: a design may not read the engine's own files ({real})")
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.active:
@@ -329,8 +338,7 @@ class _Guard:
                     raise PermissionError("sandbox: writing to raw file descriptors is not allowed")
                 if not self._inside_tmp(real):
                     raise PermissionError(
-                        f"sandbox: writing files outside the design's temp dir is not allowed"
-                        f" ({path!r})"
+                        f"sandbox: writing files outside the design's temp dir is not allowed ({path!r})"
                     )
             if real is not None:
                 self._check_read(real)
@@ -344,9 +352,7 @@ class _Guard:
             if name in _BLOCKED_IMPORTS or top in _BLOCKED_IMPORTS:
                 raise ImportError(f"sandbox: module {name!r} is not available to a memory design")
             if top == "alma_tui" and not name.startswith(_ALLOWED_OWN):
-                raise ImportError(
-                    f"sandbox: a design may import only alma_tui.design_api, not {name!r}"
-                )
+                raise ImportError(f"sandbox: a design may import only alma_tui.design_api, not {name!r}")
             return
         nargs = _PATH_EVENTS.get(event)
         if nargs is not None:
@@ -355,9 +361,7 @@ class _Guard:
                 if isinstance(path, int):
                     continue
                 if not self._inside_tmp(self._real(path, dir_fd)):
-                    raise PermissionError(
-                        f"sandbox: {event} outside the design's temp dir is not allowed ({path!r})"
-                    )
+                    raise PermissionError(f"sandbox: {event} outside the design's temp dir is not allowed ({path!r})")
 
 
 def _design_traceback(exc: BaseException, keep: int = 40) -> tuple[str, int | None]:
@@ -373,13 +377,9 @@ def _design_traceback(exc: BaseException, keep: int = 40) -> tuple[str, int | No
     while tb is not None:
         frames.append((tb.tb_frame, tb.tb_lineno))
         tb = tb.tb_next
-    first = next(
-        (i for i, (f, _) in enumerate(frames) if f.f_code.co_filename == DESIGN_FILENAME), 0
-    )
+    first = next((i for i, (f, _) in enumerate(frames) if f.f_code.co_filename == DESIGN_FILENAME), 0)
     frames = frames[first:]
-    lineno = next(
-        (n for f, n in reversed(frames) if f.f_code.co_filename == DESIGN_FILENAME), None
-    )
+    lineno = next((n for f, n in reversed(frames) if f.f_code.co_filename == DESIGN_FILENAME), None)
     omitted = max(0, len(frames) - 2 * keep)
     head, tail = (frames[:keep], frames[-keep:]) if omitted else (frames, [])
     text = ["Traceback (most recent call last):\n"]
@@ -389,6 +389,14 @@ def _design_traceback(exc: BaseException, keep: int = 40) -> tuple[str, int | No
         text += traceback.StackSummary.extract(iter(tail)).format()
     text += traceback.format_exception_only(type(exc), exc)
     return "".join(text), lineno
+
+
+def _tb_depth(exc: BaseException) -> int:
+    """Frames in the traceback (walking links allocates nothing, safe after a MemoryError)."""
+    n, tb = 0, exc.__traceback__
+    while tb is not None:
+        n, tb = n + 1, tb.tb_next
+    return n
 
 
 def _exc_line(exc: BaseException) -> str:
@@ -402,8 +410,7 @@ def _exc_line(exc: BaseException) -> str:
 class _Worker:
     """Holds the design instance and serves requests until the parent closes the pipe."""
 
-    def __init__(self, chan: _Channel, api: types.ModuleType, guard: _Guard,
-                 reserve: bytearray) -> None:
+    def __init__(self, chan: _Channel, api: types.ModuleType, guard: _Guard, reserve: bytearray) -> None:
         self.chan = chan
         self.api = api
         self.guard = guard
@@ -419,6 +426,15 @@ class _Worker:
     def _from_exception(self, what: str, exc: BaseException) -> dict[str, Any]:
         if isinstance(exc, MemoryError):
             self.reserve = None  # give the reporting code room to breathe
+        depth = _tb_depth(exc)
+        if depth > 10_000:  # frames are heap objects in 3.11: a raised recursion limit ends in
+            # MemoryError or SystemError, which would hide the real cause
+            return self._failure(
+                "error",
+                f"{what} recursed without bound ({depth:,} nested calls; {_exc_line(exc)})",
+                "unbounded recursion after sys.setrecursionlimit was raised",
+            )
+        if isinstance(exc, MemoryError):
             return self._failure("memory", f"ran out of memory in {what}", "MemoryError")
         detail, lineno = _design_traceback(exc)
         where = f" ({DESIGN_FILENAME} line {lineno})" if lineno else ""
@@ -428,9 +444,7 @@ class _Worker:
         chan = self.chan
 
         def llm(prompt: str, system: str | None = None) -> str:
-            value = chan.service(
-                "llm", {"prompt": str(prompt), "system": None if system is None else str(system)}
-            )
+            value = chan.service("llm", {"prompt": str(prompt), "system": None if system is None else str(system)})
             return str(value)
 
         def embed(texts: list[str]) -> list[list[float]]:
@@ -474,9 +488,9 @@ class _Worker:
             self.guard.active = False
         base = self.api.MemoryDesign
         found = [
-            v for v in vars(module).values()
-            if isinstance(v, type) and issubclass(v, base) and v is not base
-            and v.__module__ == DESIGN_MODULE
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, base) and v is not base and v.__module__ == DESIGN_MODULE
         ]
         # A helper base class plus its concrete subclass is fine: take the leaves.
         leaves = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
@@ -490,8 +504,7 @@ class _Worker:
             names = ", ".join(sorted(c.__name__ for c in leaves))
             return self._failure(
                 "invalid",
-                f"the code defines {len(leaves)} MemoryDesign subclasses ({names}); "
-                "define exactly one",
+                f"the code defines {len(leaves)} MemoryDesign subclasses ({names}); define exactly one",
             )
         cls = leaves[0]
         services = self._services(arg.get("services", {}))
@@ -525,9 +538,7 @@ class _Worker:
         if not ok:
             return res
         if not isinstance(res, str):
-            return self._failure(
-                "invalid", f"retrieve() must return a str, but returned {type(res).__name__}"
-            )
+            return self._failure("invalid", f"retrieve() must return a str, but returned {type(res).__name__}")
         if len(res) > self.max_chars:
             cut = len(res) - self.max_chars
             res = res[: self.max_chars] + f"\n...[memory truncated: {cut} more chars]"
@@ -538,20 +549,15 @@ class _Worker:
         if not ok:
             return res
         if not isinstance(res, dict):
-            return self._failure(
-                "invalid", f"snapshot() must return a dict, but returned {type(res).__name__}"
-            )
+            return self._failure("invalid", f"snapshot() must return a dict, but returned {type(res).__name__}")
         try:
             size = len(json.dumps(res, ensure_ascii=True))
         except (TypeError, ValueError, RecursionError) as exc:
-            return self._failure(
-                "invalid", f"snapshot() must return JSON-serialisable data ({_exc_line(exc)})"
-            )
+            return self._failure("invalid", f"snapshot() must return JSON-serialisable data ({_exc_line(exc)})")
         if size > self.max_snapshot_bytes:
             return self._failure(
                 "invalid",
-                f"snapshot() is too large ({size // 1024} KB > "
-                f"{self.max_snapshot_bytes // 1024} KB)",
+                f"snapshot() is too large ({size // 1024} KB > {self.max_snapshot_bytes // 1024} KB)",
             )
         return {"ok": True, "value": res}
 
@@ -575,9 +581,16 @@ class _Worker:
                 self.chan.send(result)
             except MemoryError:
                 self.reserve = None
-                self.chan.send({"type": "result", "id": req.get("id"), "ok": False,
-                                "kind": "memory", "reason": f"ran out of memory in {op}()",
-                                "detail": "MemoryError while encoding the result"})
+                self.chan.send(
+                    {
+                        "type": "result",
+                        "id": req.get("id"),
+                        "ok": False,
+                        "kind": "memory",
+                        "reason": f"ran out of memory in {op}()",
+                        "detail": "MemoryError while encoding the result",
+                    }
+                )
 
 
 def _confine(spec: dict[str, Any], here: str, channel_fds: list[int]) -> dict[str, Any]:
