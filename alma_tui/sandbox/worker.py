@@ -21,23 +21,18 @@ Protocol (one JSON object per line, ASCII-only so any string survives):
 * parent -> child: ``{"id", "op": "start"|"update"|"retrieve"|"snapshot", "arg"}``
   and ``{"type": "svc_reply", "id", "ok", "value"|"error"}``.
 
-Threat model, honestly: the things that actually contain a design are outside
-this file: a separate process (a crash or ``os._exit`` cannot touch the
-engine), a scrubbed environment (there are no keys to steal from ``os.environ``),
-rlimits on address space, CPU seconds, file size, open files and (for non-root
-users only: the kernel exempts root) process count, and the parent's wall-clock
-timeout that SIGKILLs the whole process group. What this file adds is a cheap
-second layer against *accidental* or naive misbehaviour by LLM-written code: an
-audit hook (:pep:`578`) that refuses process creation, sockets, signals to other
-processes, raising rlimits, ctypes, writes outside the temp dir, reading other
-processes' ``/proc`` entries and well-known credential files, and importing the
-engine's own modules (so a design cannot read the benchmark's generator and
-"learn" the answers). Audit hooks are NOT a security boundary: determined code
-can find ways around them in CPython (e.g. by mutating interpreter state
-reachable through ``gc``). A design is also still able to read any
-world-readable file (the interpreter needs that to import the stdlib) and to
-burn its LLM budget. Run the whole engine in a container or as an unprivileged
-user if designs may come from an adversary rather than a well-meaning model.
+Threat model: the design is adversarial code in this interpreter, so nothing in this
+file is a boundary. The boundary is the OS, set up by :mod:`confine` before the
+design's code exists here (new PID/network/mount/IPC namespaces, a read-only root
+that holds only system files, the stdlib, numpy and ``design_api``, uid 65534 or no
+capabilities, a supervisor that kills the namespace with the engine), plus rlimits
+and the parent's own checks of everything it reads (:mod:`runner`). What this file
+adds is a second layer with clearer messages for *accidental* or naive misbehaviour:
+an audit hook (:pep:`578`) that refuses process creation, sockets, signals, raising
+rlimits, ctypes, writes outside the scratch dir, reading other processes' ``/proc``
+entries and credential files, and importing the engine's own modules. A design can
+switch it off (e.g. through ``gc``); the tests in ``tests/test_isolation.py`` and
+``tests/test_hostile_designs.py`` do exactly that and check that the OS still holds.
 """
 
 from __future__ import annotations
