@@ -300,3 +300,24 @@ def test_doctor_reports_the_measured_isolation(capsys) -> None:  # type: ignore[
     assert "OS-isolated" in out and "1 visible process(es)" in out and "root read-only" in out
     if os.geteuid() == 0:
         assert "uid 65534" in out
+
+
+def test_seccomp_refuses_namespaces_mounts_and_ptrace() -> None:
+    code = hostile(
+        """
+        def retrieve(self, query):
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            out = []
+            for name, call in [("unshare", lambda: libc.unshare(0x10000000)),
+                               ("ptrace", lambda: libc.ptrace(0, 0, None, None)),
+                               ("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+                               ("getpid", lambda: libc.getpid())]:
+                rc = call()
+                out.append(f"{name}={rc}/{ctypes.get_errno()}")
+            return " ".join(out)
+        """
+    )
+    with SandboxedDesign(code, limits=LIMITS) as d:
+        text = d.retrieve(QUERY)
+    assert text.split() == ["unshare=-1/1", "ptrace=-1/1", "mount=-1/1", "getpid=1/1"], text

@@ -22,7 +22,9 @@ interpreter and uses only the standard library and raw syscalls through ``ctypes
    exist in that tree, and the new network namespace has only a loopback that is down.
 3. Privileges dropped: as uid/gid 65534 with no supplementary groups when the
    engine is root; with every capability cleared when it runs in a user namespace.
-   ``PR_SET_NO_NEW_PRIVS`` and ``PR_SET_PDEATHSIG`` (SIGKILL) follow.
+   ``PR_SET_NO_NEW_PRIVS`` and ``PR_SET_PDEATHSIG`` (SIGKILL) follow, then a seccomp
+   filter refusing the syscalls behind most kernel escapes (new namespaces, mounts,
+   ptrace, BPF, keyrings, io_uring, modules).
 
 Anything that fails raises :class:`ConfineError` with one line saying which step;
 the worker reports it to the engine instead of running the design.
@@ -72,6 +74,61 @@ _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capset": 126},
     "aarch64": {"pivot_root": 41, "capset": 91},
 }
+# Syscalls a design has no use for and the kernel's largest attack surface behind them
+# (namespaces and mounts, tracing, BPF, keyrings, io_uring, modules, clocks), refused
+# with EPERM by a seccomp filter. Numbers checked against the kernel headers
+# (asm/unistd_64.h, asm-generic/unistd.h). clone3 answers ENOSYS so libc falls back
+# to clone, whose flags the filter can see; clone with namespace flags is refused.
+_DENY = {  # name: (x86_64, aarch64)
+    "ptrace": (101, 117),
+    "mount": (165, 40),
+    "umount2": (166, 39),
+    "pivot_root": (155, 41),
+    "chroot": (161, 51),
+    "unshare": (272, 97),
+    "setns": (308, 268),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "kexec_load": (246, 104),
+    "kexec_file_load": (320, 294),
+    "init_module": (175, 105),
+    "finit_module": (313, 273),
+    "delete_module": (176, 106),
+    "reboot": (169, 142),
+    "swapon": (167, 224),
+    "swapoff": (168, 225),
+    "bpf": (321, 280),
+    "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282),
+    "keyctl": (250, 219),
+    "add_key": (248, 217),
+    "request_key": (249, 218),
+    "io_uring_setup": (425, 425),
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "open_by_handle_at": (304, 265),
+    "name_to_handle_at": (303, 264),
+    "kcmp": (312, 272),
+    "mount_setattr": (442, 442),
+    "move_mount": (429, 429),
+    "open_tree": (428, 428),
+    "fsopen": (430, 430),
+    "fsconfig": (431, 431),
+    "fsmount": (432, 432),
+    "fspick": (433, 433),
+    "quotactl": (179, 60),
+    "acct": (163, 89),
+    "settimeofday": (164, 170),
+    "clock_settime": (227, 112),
+    "syslog": (103, 116),
+    "vhangup": (153, 58),
+    "fanotify_init": (300, 262),
+    "lookup_dcookie": (212, 18),
+}
+_CLONE = (56, 220)
+_CLONE3 = (435, 435)
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_NS_FLAGS = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
 # statvfs flags that a bind remount must keep (the kernel refuses to clear "locked"
 # ones inside a user namespace) and their MS_* equivalents.
 _KEEP_FLAGS = {
@@ -291,6 +348,62 @@ def drop_privileges(spec: dict[str, Any]) -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
     # Changing credentials cleared the parent-death signal: set it again.
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "set the parent-death signal")
+    install_seccomp()
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
+    """The BPF filter as (code, jt, jf, k) tuples; see _DENY for what it refuses and why."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+    eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    col = 0 if machine == "x86_64" else 1
+    deny = sorted({nums[col] for nums in _DENY.values()})
+    # Layout: header, one jeq per denied syscall, the clone checks, then the return block.
+    prog: list[tuple[int, int, int, Any]] = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, _AUDIT_ARCH[machine]),
+        (ret, 0, 0, kill),  # a foreign ABI (e.g. x86 int 0x80) is never legitimate here
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jge, 0, 1, 0x40000000),  # x32 ABI numbers
+        (ret, 0, 0, kill),
+    ]
+    for nr in deny:
+        prog.append((jeq, "EPERM", 0, nr))
+    prog.append((jeq, "ENOSYS", 0, _CLONE3[col]))
+    prog.append((jeq, 0, "ALLOW", _CLONE[col]))
+    prog.append((ld, 0, 0, 16))  # low word of args[0]: clone's flags on both architectures
+    prog.append((jset, "EPERM", "ALLOW", _NS_FLAGS))
+    labels = {"ALLOW": len(prog), "EPERM": len(prog) + 1, "ENOSYS": len(prog) + 2}
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm), (ret, 0, 0, enosys)]
+
+    def rel(i: int, target: Any) -> int:
+        return labels[target] - i - 1 if isinstance(target, str) else int(target)
+
+    return [(code, rel(i, jt), rel(i, jf), k) for i, (code, jt, jf, k) in enumerate(prog)]
+
+
+def install_seccomp() -> None:
+    """Load the filter (needs no_new_privs, set just before); it holds for every descendant."""
+    machine = platform.machine()
+    if machine not in _AUDIT_ARCH:
+        raise ConfineError(f"no seccomp filter for {machine}")
+    insns = seccomp_program(machine)
+    arr = (_SockFilter * len(insns))(*[_SockFilter(*i) for i in insns])
+    prog = _SockFprog(len(insns), ctypes.cast(arr, ctypes.POINTER(_SockFilter)))
+    libc = _c()
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    try:
+        _check(libc.prctl(22, 2, ctypes.addressof(prog), 0, 0), "load the seccomp filter")  # SET_SECCOMP, FILTER
+    finally:
+        libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
 def report() -> dict[str, Any]:
@@ -308,5 +421,18 @@ def report() -> dict[str, Any]:
         "visible_pids": len(pids),
         "root_writable": root_writable,
         "net_devices": sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else [],
+        "seccomp": _status_field("Seccomp") == "2",
+        "no_new_privs": _status_field("NoNewPrivs") == "1",
         "python": sys.version.split()[0],
     }
+
+
+def _status_field(name: str) -> str:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(name + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""

@@ -170,6 +170,8 @@ def _check_report(report: dict[str, Any]) -> list[str]:
         problems.append("the worker's root is writable")
     if os.geteuid() == 0 and report.get("uid") == 0:
         problems.append("the worker runs as root")
+    if not report.get("seccomp") or not report.get("no_new_privs"):
+        problems.append("the worker has no seccomp filter")
     return problems
 
 
@@ -178,7 +180,10 @@ def describe(iso: Isolation) -> str:
     if not iso.strong:
         return f"sandbox: WEAK (in-process guards only): {iso.reason}"
     who = "uid 65534" if iso.report.get("uid") == 65534 else "user namespace, no capabilities"
-    return f"sandbox: OS-isolated (pid, net, mount, ipc namespaces; read-only root; {who}; dies with the engine)"
+    return (
+        f"sandbox: OS-isolated (pid, net, mount, ipc namespaces; read-only root; {who}; seccomp; "
+        "dies with the engine)"
+    )
 
 
 def cleanup_stale_dirs(tmp: str | None = None) -> list[str]:
