@@ -25,6 +25,8 @@ SHOWN = {
     "hint.used": "magenta",
     "command.applied": "magenta",
     "error": "bold red",
+    "lineage.repair": "yellow",
+    "lineage.best": "yellow",
 }
 
 
