@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp = sub.add_parser("hint", help="add a hint for the meta agent's next analysis")
     hp.add_argument("text")
     _repo_arg(hp)
+    _repo_arg(sub.add_parser("repair", help="bring the archive (store) and the git lineage back into agreement"))
     sub.add_parser("domains", help="available domains and what they still need")
     sub.add_parser("baselines", help="built-in memory designs")
     sub.add_parser("doctor", help="check this machine: design sandbox isolation, git, models")
@@ -152,6 +153,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_steer(args.repo, cmd, None)
     if cmd == "hint":
         return cmd_steer(args.repo, "hint", None, args.text)
+    if cmd == "repair":
+        return cmd_repair(args)
     if cmd == "domains":
         return cmd_domains()
     if cmd == "baselines":
@@ -342,6 +345,11 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
 def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
     if not sys.stdout.isatty():
         raise CliError("the TUI needs a terminal; use `alma-tui run --headless` for a search without one")
+    from alma_tui.lineage import check_lineage_path
+
+    refused = check_lineage_path(Path(cfg.repo))  # before the TUI writes its engine log into the repo
+    if refused:
+        raise CliError(refused)
     from alma_tui.tui.app import run_tui
 
     engine_argv = ["run", "--headless", "--repo", str(cfg.repo)]
@@ -394,6 +402,12 @@ def design_rows(store: Any) -> list[dict[str, Any]]:
 def cmd_designs(args: argparse.Namespace) -> int:
     store = _open_store(args.repo)
     rows = design_rows(store)
+    if not rows:
+        from alma_tui.lineage import design_tag_count
+
+        if n := design_tag_count(args.repo):
+            raise CliError(f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
+                           f"`alma-tui repair --repo {args.repo}`")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -447,6 +461,48 @@ def cmd_baselines() -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Rebuild the store from the lineage's design tags, or reconcile both as a run would; one line each."""
+    from alma_tui.engine.reconcile import ArchiveMismatch, engine_lock, reconcile
+    from alma_tui.lineage import Lineage, LineageError
+    from alma_tui.store import Store, StoreError
+    from alma_tui.store.db import db_path
+
+    repo = Path(args.repo)
+    if not (repo / ".git").exists() and not db_path(repo).exists():
+        raise CliError(f"no alma-tui search found in {repo} (no store and no lineage)")
+    actions: list[str] = []
+    try:
+        lineage = Lineage(repo)
+        with engine_lock(repo):
+            try:
+                store = Store(repo)
+            except StoreError as exc:  # unreadable: keep the file, rebuild from the lineage
+                broken = db_path(repo).with_name(f"alma.db.broken-{os.getpid()}")
+                for suffix in ("-wal", "-shm", ""):  # the journal files belong to the broken file
+                    side = db_path(repo).with_name(db_path(repo).name + suffix)
+                    if side.exists():
+                        side.rename(broken.with_name(broken.name + suffix))
+                actions.append(f"the store could not be read ({exc}); moved it to {broken}")
+                store = Store(repo)
+            actions += reconcile(store, lineage, store.get_run(), rebuild=True)
+            best = max((d for d in store.designs() if d.status == "accepted" and d.score is not None
+                        and d.commit), key=lambda d: (d.score, -d.seq), default=None)
+            if best is not None:
+                update = lineage.set_best(best.commit)
+                if not update.worktree:
+                    actions.append(f"{update.note}, best design is {best.id}")
+            n = len(store.designs())
+            store.close()
+    except (ArchiveMismatch, LineageError, StoreError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    for line in actions:
+        print(line)
+    if not actions:
+        print(f"nothing to repair: the store and the lineage of {repo} agree ({n} designs)")
+    return 0
+
+
 # -- eval -----------------------------------------------------------------------------------------
 def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
     """(label, code) of a design given as a .py path, a built-in name, an archive id or a git rev."""
@@ -473,7 +529,7 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
             rev = ref if "/" in ref or len(ref) >= 7 else f"design/{ref}"
             code = git.Repo(repo).git.show(f"{rev}:design.py")
             return ref, code
-        except git.GitCommandError:
+        except git.GitError:  # unknown rev, or a broken .git: not a design either way
             pass
     raise CliError(f"unknown design {ref!r}: not a .py file, built-in ({', '.join(BUILTIN)}), "
                    f"archive id or git rev in {repo}")

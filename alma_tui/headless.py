@@ -27,6 +27,8 @@ SHOWN = {
     "hint.used": "magenta",
     "command.applied": "magenta",
     "error": "bold red",
+    "lineage.repair": "yellow",
+    "lineage.best": "yellow",
 }
 
 

@@ -33,7 +33,7 @@ from alma_tui.engine.evaluator import (
     Hooks,
     synthetic_episodes,
 )
-from alma_tui.lineage import CommitInfo, Lineage
+from alma_tui.lineage import Lineage
 from alma_tui.store import Store
 from alma_tui.store.models import Design, Evaluation, LLMCall, Run, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
@@ -117,6 +117,12 @@ class Search:
         self.lineage = Lineage(repo)
         self.store = Store(repo)
         self._take_lock(repo)
+        from alma_tui.engine.reconcile import ArchiveMismatch, reconcile
+
+        try:  # the store and git must agree before anything is added to either
+            repairs = reconcile(self.store, self.lineage, self.store.get_run())
+        except ArchiveMismatch as exc:
+            raise SearchError(str(exc)) from exc
         run = self.store.get_run()
         if run is None:
             run = Run(domain=cfg.domain, meta_model=cfg.meta_model, agent_model=cfg.agent_model,
@@ -136,6 +142,8 @@ class Search:
                                              heartbeat_at=utcnow())
         stale = [c.id for c in self.store.pending_commands() if c.kind in ("pause", "resume", "stop")]
         self.store.mark_applied([c for c in stale if c is not None])  # issued while no engine ran
+        for line in repairs:
+            self.emit("lineage.repair", line, flush=True)
         self.progress.iterations = cfg.iterations
         self.progress.iteration = run.iterations_done
         from alma_tui.llm.accounting import run_totals
@@ -260,6 +268,7 @@ class Search:
     def run(self) -> str:
         """Run until the iteration target, a stop, the budget or an error. Returns the final status."""
         from alma_tui.engine.meta_agent import MetaAgentError
+        from alma_tui.lineage import LineageError
         from alma_tui.llm.client import BudgetExceeded, ModelError, ProviderUnavailable
 
         assert self.store is not None and self.run_row is not None
@@ -276,7 +285,7 @@ class Search:
                         return self._finish("stopped", "stopped while the model provider was unavailable")
         except BudgetExceeded as exc:
             return self._finish("budget", str(exc))
-        except (MetaAgentError, ModelError) as exc:
+        except (MetaAgentError, ModelError, LineageError) as exc:
             return self._finish("error", str(exc))
         except EvaluationCancelled:
             return self._finish("stopped", "interrupted; run again to resume")
@@ -747,31 +756,13 @@ class Search:
 
     def _commit(self, d: Design) -> str:
         assert self.store is not None and self.run_row is not None
-        cfg = self.config
+        from alma_tui.engine.reconcile import commit_info
+
         parent = self.store.get_design(d.parent_id) if d.parent_id else None
         parent_commit = parent.commit if parent is not None else None
         if parent is not None and not parent_commit:
             parent_commit = self._commit(parent)
-        analysis_md = "(built-in seed design; no analysis)"
-        rationale = "Built-in design evaluated as a seed of the archive." if d.origin == "builtin" else ""
-        if d.analysis_json:
-            from alma_tui.engine.meta_agent import Analysis
-
-            a = Analysis.model_validate_json(d.analysis_json)
-            analysis_md = a.to_markdown()
-            rationale = a.top_suggestion() or rationale
-        offline = "offline" in cfg.meta_model or "offline" in cfg.agent_model
-        meta = {"id": d.id, "parent": d.parent_id, "title": d.title, "score": d.score, "score_se": d.score_se,
-                "run_scores": json.loads(d.run_scores_json or "[]"), "domain": cfg.domain,
-                "agent_model": cfg.agent_model, "meta_model": cfg.meta_model, "iteration": d.iteration,
-                "origin": d.origin, "repairs": d.repairs, "offline_models": offline,
-                "created_at": d.created_at, "finished_at": d.finished_at}
-        trailers = {"Design-Id": d.id, "Parent-Design": d.parent_id or "none",
-                    "Score": f"{d.score:.4f}" if d.score is not None else "none", "Domain": cfg.domain,
-                    "Agent-Model": cfg.agent_model, "Meta-Model": cfg.meta_model}
-        commit = self.lineage.commit_design(
-            CommitInfo(d.id, d.parent_id, d.title, rationale or "(no rationale)", d.code, meta, analysis_md,
-                       trailers), parent_commit)
+        commit = self.lineage.commit_design(commit_info(d, self.run_row), parent_commit)
         self.store.update_design(d.id, commit=commit)
         return commit
 
@@ -784,6 +775,12 @@ class Search:
         self.progress.best_id, self.progress.best_score = best.id, best.score
         if best.commit:
             try:
-                self.lineage.set_best(best.commit)
+                update = self.lineage.set_best(best.commit)
             except Exception as exc:  # a user's checkout in the way must not stop the search
                 self.emit("error", f"could not move the best branch: {exc}")
+                return
+            how = "commit or stash them, then `git checkout best`" if update.dirty else "`git checkout best`"
+            note = "" if update.worktree else f"{update.note}, best design is {best.id} ({how} to see it)"
+            if note and note != getattr(self, "_best_note", ""):  # said once, not at every accept
+                self.emit("lineage.best", note, best.id, flush=True)
+            self._best_note = note
