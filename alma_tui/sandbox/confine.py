@@ -293,7 +293,7 @@ def build_root(spec: dict[str, Any]) -> None:
         "alma-scratch",
         root + "/tmp",
         "tmpfs",
-        MS_NOSUID | MS_NODEV,
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,  # data only: nothing written there can be executed
         f"size={int(spec.get('scratch_mb', 64))}m,mode=1777",
     )
     old = root + "/.oldroot"
