@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,10 @@ def marker_pids(marker: str) -> list[int]:
         try:
             cmd = Path(f"/proc/{name}/cmdline").read_bytes()
             comm = Path(f"/proc/{name}/comm").read_bytes()
-        except OSError:
+            zombie = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue
+        if zombie:
             continue
         if marker.encode() in cmd or marker.encode() in comm:
             pids.append(int(name))
@@ -396,10 +400,13 @@ def evaluate(path: Path, a: Arena) -> tuple[list[str], dict | None]:
     for p in a.marker_files():
         problems.append(f"file written outside the sandbox: {p}")
     problems += [f"network: {hit}" for hit in a.listeners.hits]
-    if report is not None and not report["survivors"]:
+    deadline = time.monotonic() + 3.0
+    left = marker_pids(a.marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
         left = marker_pids(a.marker)
-        if left:
-            problems.append(f"processes with the marker alive after the engine exited: {left}")
+    if left and (report is None or not report["survivors"]):
+        problems.append(f"processes with the marker alive 3s after the engine exited: {left}")
     return list(dict.fromkeys(problems)), report
 
 
@@ -410,7 +417,8 @@ def test_hostile_design_is_contained(path: Path, arena: Arena) -> None:
     if report is not None:
         f = report.get("failure")
         summary = f"{report['outcome']}" + (f" [{f['kind']}] {f['reason'][:150]}" if f else "")
-        summary += f" ({report['elapsed_s']}s)"
+        summary += f" ({report['elapsed_s']}s, engine RSS +{report['rss_growth_mb']} MB)"
+        summary += "".join(f"\n    {v['op']} -> {v['head'][:100]!r}" for v in report["values"][:2])
     print(f"\n{path.stem}: {summary}")
     assert not problems, f"{path.stem} ESCAPED: " + " | ".join(problems)
 

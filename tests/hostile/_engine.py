@@ -56,7 +56,10 @@ def marker_processes(marker: str) -> list[str]:
                 cmd = fh.read(4096).replace(b"\0", b" ").decode("utf-8", "replace")
             with open(f"/proc/{name}/comm", "rb") as fh:
                 comm = fh.read(64).decode("utf-8", "replace").strip()
-        except OSError:
+            with open(f"/proc/{name}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie is dead, just not reaped yet
+        except (OSError, IndexError):
             continue
         if marker in cmd or marker in comm:
             found.append(f"{name}: {cmd[:160] or comm}")
