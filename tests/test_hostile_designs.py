@@ -66,8 +66,9 @@ RSS_GROWTH_MAX_MB = 300
 # What the engine may hand its log callback for one evaluation. The worker cuts
 # log() messages at 10,000 chars and printed lines at 2,000, but a design can
 # write to the protocol pipe itself, so only the engine can enforce these.
+# The exact numbers are policy; these are generous on purpose (2,000 lines of 16 KiB).
 LOG_LINE_MAX = 16 * 1024
-LOG_TOTAL_MAX = 16 << 20
+LOG_TOTAL_MAX = 32 << 20
 DETAIL_MAX = 64 * 1024  # DesignFailure.detail goes into the store and repair prompts
 KINDS = {"error", "timeout", "memory", "crash", "protocol", "invalid"}
 ENGINE_DEADLINE_S = 90

@@ -1,4 +1,7 @@
-"""Call services.log() thousands of times with 1 MB messages (through the official API)."""
+"""Flood the official services.log(): 1 MB messages for 2 s, then 10,001-char messages (just
+over the worker's per-message cut) for 2.5 s more."""
+
+import time
 
 from alma_tui.design_api import MemoryDesign
 
@@ -7,6 +10,9 @@ EXPECT = {"op": "update"}
 
 class Logorrhea(MemoryDesign):
     def update(self, episode):
-        msg = "M" * (1 << 20)
-        for _ in range(2500):
-            self.services.log(msg)
+        big, medium = "M" * (1 << 20), "m" * 10_001
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            self.services.log(big)
+        while time.monotonic() - t0 < 4.5:
+            self.services.log(medium)
