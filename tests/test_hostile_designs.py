@@ -24,8 +24,10 @@ The test around it plants bait and checks, per design:
   rlimits, loaded native code, host pid 1 signalable, engine source read).
 
 Failures here are escapes. Run against another checkout with
-``PYTHONPATH=/that/checkout python -m pytest tests/test_hostile_designs.py``; the
-engine process gets the same ``alma_tui`` as pytest (``test_engine_uses_...``).
+``cd /that/checkout && python -m pytest /this/checkout/tests/test_hostile_designs.py``
+(``python -m`` puts the cwd first on sys.path, ahead of PYTHONPATH; from a neutral
+cwd such as /tmp, ``PYTHONPATH=/that/checkout`` works too). The engine process gets
+the same ``alma_tui`` as pytest; ``test_engine_uses_...`` prints which one.
 """
 
 from __future__ import annotations
