@@ -181,8 +181,7 @@ def describe(iso: Isolation) -> str:
         return f"sandbox: WEAK (in-process guards only): {iso.reason}"
     who = "uid 65534" if iso.report.get("uid") == 65534 else "user namespace, no capabilities"
     return (
-        f"sandbox: OS-isolated (pid, net, mount, ipc namespaces; read-only root; {who}; seccomp; "
-        "dies with the engine)"
+        f"sandbox: OS-isolated (pid, net, mount, ipc namespaces; read-only root; {who}; seccomp; dies with the engine)"
     )
 
 

@@ -588,6 +588,23 @@ class _Worker:
                 )
 
 
+MAX_RECURSION = 50_000
+
+
+def _clamp_recursion_limit() -> None:
+    """``sys.setrecursionlimit(10**9)`` is capped so runaway recursion ends in a RecursionError.
+
+    Without the cap, 3.11 keeps allocating frames until the call timeout or the memory
+    limit, and the report says "timeout" or "out of memory" instead of "recursion".
+    """
+    real = sys.setrecursionlimit
+
+    def setrecursionlimit(limit: int) -> None:
+        real(min(int(limit), MAX_RECURSION))
+
+    sys.setrecursionlimit = setrecursionlimit
+
+
 def _confine(spec: dict[str, Any], here: str, channel_fds: list[int]) -> dict[str, Any]:
     """Enter the OS sandbox (confine.py, loaded by path like design_api) and report on it.
 
@@ -645,6 +662,7 @@ def main(argv: list[str]) -> int:
     err = _OutStream(chan, "stderr", budget)
     sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
     sys.stdin = io.StringIO("")  # type: ignore[assignment]
+    _clamp_recursion_limit()
     guard = _Guard(os.getcwd(), pkg_dir)
     sys.addaudithook(guard)
     _apply_limits(limits)

@@ -1,5 +1,9 @@
 """Un-block ctypes (clear the worker's block list in __main__, drop cached modules from
-sys.modules), load it, and fork through libc directly; the child execs a sleeper."""
+sys.modules), load it, and fork through libc directly; the child execs a sleeper.
+
+Loading native code is not an escape by itself (in-process code can always reach C, and
+the OS sandbox holds whatever it calls); what must not happen is a process outliving the
+design, which the harness checks through the sleeper's marker."""
 
 import gc
 import importlib
@@ -27,7 +31,7 @@ class NativeForker(MemoryDesign):
         try:
             ctypes = importlib.import_module("ctypes")
             libc = ctypes.CDLL(None)
-            self.services.log(f"PWNED: native code loaded, libc getpid() = {libc.getpid()}")
+            self.services.log(f"native code loaded inside the sandbox, libc getpid() = {libc.getpid()}")
             pid = libc.fork()
         except Exception as exc:
             self.services.log(f"ctypes failed: {type(exc).__name__}: {exc}")
