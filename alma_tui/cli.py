@@ -374,7 +374,8 @@ def _peek_run(repo: Path) -> dict[str, Any] | None:
 
 
 def _check_iterations(args: argparse.Namespace, run: dict[str, Any] | None) -> bool:
-    """False when `--iterations 0` asks for the status of an existing search (nothing to run).
+    """False when `--iterations 0` asks for the status of an existing search (nothing to run;
+    a search created with `--iterations 0`, which only evaluates the seeds, still resumes).
 
     `--iterations` is the total to reach; it never moves below what is done, so an existing
     run's stored target is only changed to a reachable one."""
@@ -382,8 +383,8 @@ def _check_iterations(args: argparse.Namespace, run: dict[str, Any] | None) -> b
     if n is None or run is None:
         return True
     done = int(run.get("iterations_done") or 0)
-    if n == 0:
-        return False
+    if n == 0:  # a seeds-only search (target 0) resumes; any other would lose its target
+        return done == 0 and int(run.get("iterations_target") or 0) == 0
     if n < done:
         raise UsageError(f"argument --iterations: {args.repo} has already done {done} iterations; "
                          f"give a total of at least {done} (or 0 to show its status)")
