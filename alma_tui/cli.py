@@ -6,17 +6,67 @@ Exit codes: 0 ok, 1 error (one message, no traceback), 2 usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from alma_tui.sanitize import sanitize
+
 DEFAULT_REPO = "designs_repo"
 
 
 class CliError(Exception):
     """An error the user can fix; printed as one line."""
+
+
+# -- numeric flags: checked by argparse, so a bad value is a usage error (exit 2) --------------
+MAX_ITERATIONS = 1_000_000
+MAX_SEED = 2**32 - 1
+
+
+def int_in(lo: int, hi: int) -> Any:
+    """argparse ``type=``: an integer in [lo, hi]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer value: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(lo: float, hi: float, *, low_open: bool = False) -> Any:
+    """argparse ``type=``: a finite number in [lo, hi] (or (lo, hi] with ``low_open``)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text.strip()}")
+        if value < lo or (low_open and value == lo) or value > hi:
+            bound = f"greater than {lo:g}" if low_open else f"at least {lo:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {hi:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+ITERATIONS = int_in(0, MAX_ITERATIONS)  # 0: only evaluate the seed designs of a new search
+COUNT = int_in(1, 10_000)  # tasks, runs per evaluation
+SEED = int_in(0, MAX_SEED)
+TEMPERATURE = float_in(0.0, 2.0)
 
 
 def _repo_arg(p: argparse.ArgumentParser) -> None:
@@ -41,24 +91,29 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="reasoning effort of the meta model (dropped if unsupported)")
     p.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None,
                    help="reasoning effort of the acting agent (dropped if unsupported)")
-    p.add_argument("--meta-temperature", type=float, default=None)
-    p.add_argument("--agent-temperature", type=float, default=None)
-    p.add_argument("--max-concurrent-llm", type=int, default=None, help="requests in flight per model (default 8)")
-    p.add_argument("--llm-timeout", type=float, default=None, help="seconds per model request (default 120)")
-    p.add_argument("--llm-retries", type=int, default=None,
+    p.add_argument("--meta-temperature", type=TEMPERATURE, default=None)
+    p.add_argument("--agent-temperature", type=TEMPERATURE, default=None)
+    p.add_argument("--max-concurrent-llm", type=int_in(1, 1024), default=None,
+                   help="requests in flight per model (default 8)")
+    p.add_argument("--llm-timeout", type=float_in(0.0, 86_400.0, low_open=True), default=None,
+                   help="seconds per model request (default 120)")
+    p.add_argument("--llm-retries", type=int_in(0, 100), default=None,
                    help="retries on 429/5xx/timeouts before pausing for a provider outage (default 4)")
     p.add_argument("--skip-model-check", action="store_true",
                    help="accept model names litellm does not know (keys are still checked)")
-    p.add_argument("--iterations", type=int, default=None, help="run until N iterations in total (default 5)")
-    p.add_argument("--parents", type=int, default=None, help="parents (children) per iteration (default 2)")
+    p.add_argument("--iterations", type=ITERATIONS, default=None,
+                   help="run until N iterations in total (default 5; 0: only evaluate the seeds of a new search)")
+    p.add_argument("--parents", type=int_in(1, 100), default=None, help="parents (children) per iteration (default 2)")
     p.add_argument("--selection", choices=["open-ended", "greedy"], default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--budget-usd", type=float, default=None, help="stop before the run would spend more")
-    p.add_argument("--budget-tokens", type=int, default=None, help="stop before the run would use more tokens")
-    p.add_argument("--collection", type=int, default=None, help="collection tasks per evaluation (default 12)")
-    p.add_argument("--deployment", type=int, default=None, help="deployment tasks per evaluation (default 12)")
-    p.add_argument("--runs", type=int, default=None, help="deployment runs per evaluation (default 3)")
-    p.add_argument("--concurrency", type=int, default=None, help="episodes run at once (default 4)")
+    p.add_argument("--seed", type=SEED, default=None)
+    p.add_argument("--budget-usd", type=float_in(0.0, 1e9, low_open=True), default=None,
+                   help="stop before the run would spend more")
+    p.add_argument("--budget-tokens", type=int_in(1, 10**15), default=None,
+                   help="stop before the run would use more tokens")
+    p.add_argument("--collection", type=COUNT, default=None, help="collection tasks per evaluation (default 12)")
+    p.add_argument("--deployment", type=COUNT, default=None, help="deployment tasks per evaluation (default 12)")
+    p.add_argument("--runs", type=int_in(1, 1000), default=None, help="deployment runs per evaluation (default 3)")
+    p.add_argument("--concurrency", type=int_in(1, 256), default=None, help="episodes run at once (default 4)")
     p.add_argument("--protocol", choices=["batched", "sequential"], default=None,
                    help="batched: memory frozen after collection (default); sequential: it keeps learning")
     p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
@@ -86,13 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server")
     ev.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys")
     ev.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None)
-    ev.add_argument("--agent-temperature", type=float, default=None)
+    ev.add_argument("--agent-temperature", type=TEMPERATURE, default=None)
     ev.add_argument("--embedding-model", default=None)
     ev.add_argument("--split", default="test", choices=["train", "test"])
-    ev.add_argument("--runs", type=int, default=3)
-    ev.add_argument("--collection", type=int, default=12)
-    ev.add_argument("--deployment", type=int, default=12)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--runs", type=int_in(1, 1000), default=3)
+    ev.add_argument("--collection", type=COUNT, default=12)
+    ev.add_argument("--deployment", type=COUNT, default=12)
+    ev.add_argument("--seed", type=SEED, default=0)
     ev.add_argument("--protocol", choices=["batched", "sequential"], default="batched")
     ev.add_argument("--json", action="store_true")
     _sandbox_arg(ev)
@@ -123,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
+    except UsageError as exc:
+        _subparser(parser, args.command).error(str(exc))  # usage line + message, exit 2
+        return 2
     except CliError as exc:
         _err(str(exc))
         return 1
@@ -133,6 +191,50 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:  # the machine or the store failed under us: still one line
+        message = _failure_message(exc, Path(getattr(args, "repo", None) or DEFAULT_REPO))
+        if message is None:
+            raise
+        _err(message)
+        return 1
+
+
+class UsageError(CliError):
+    """A flag that parses but makes no sense here (exit 2 with the usage line)."""
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def _failure_message(exc: BaseException, repo: Path) -> str | None:
+    """One line for a full disk, a read-only file system or a damaged store; None if unknown."""
+    from alma_tui.failures import disk_full_message, disk_full_target, read_only_target
+
+    full = disk_full_target(exc, repo)
+    if full is not None:
+        return disk_full_message(full)
+    ro = read_only_target(exc)
+    if ro is not None:
+        return f"cannot write to {ro or repo}: read-only file system"
+    import sqlite3
+
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sqlite3.Error) or isinstance(orig, sqlite3.Error):  # raw or wrapped by SQLAlchemy
+        from alma_tui.store.peek import damaged_message, sqlite_problem
+
+        reason = (str(orig or exc).strip() or type(exc).__name__).splitlines()[0]
+        kind, reason = sqlite_problem(reason)
+        path = repo / ".alma" / "alma.db"
+        if kind == "damaged":
+            return damaged_message(path, reason)
+        if kind == "readonly":
+            return f"cannot write to the run store {path}: read-only ({reason})"
+        return f"the run store {path} failed: {reason}"
+    return None
 
 
 def _err(msg: str) -> None:
@@ -279,10 +381,48 @@ def _check_models(cfg: Any, strict: bool = True) -> None:
         raise CliError(str(exc)) from exc
 
 
+def _peek_run(repo: Path) -> dict[str, Any] | None:
+    from alma_tui.store.peek import PeekError, stored_run
+
+    try:
+        return stored_run(repo)
+    except PeekError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _check_iterations(args: argparse.Namespace, run: dict[str, Any] | None) -> bool:
+    """False when `--iterations 0` asks for the status of an existing search (nothing to run;
+    a search created with `--iterations 0`, which only evaluates the seeds, still resumes).
+
+    `--iterations` is the total to reach; it never moves below what is done, so an existing
+    run's stored target is only changed to a reachable one."""
+    n = getattr(args, "iterations", None)
+    if n is None or run is None:
+        return True
+    done = int(run.get("iterations_done") or 0)
+    if n == 0:  # a seeds-only search (target 0) resumes; any other would lose its target
+        return done == 0 and int(run.get("iterations_target") or 0) == 0
+    if n < done:
+        raise UsageError(f"argument --iterations: {args.repo} has already done {done} iterations; "
+                         f"give a total of at least {done} (or 0 to show its status)")
+    return True
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from alma_tui.domains import DomainError, get_domain
 
+    run = _peek_run(Path(args.repo))
+    if not _check_iterations(args, run):
+        print(status_line(Path(args.repo)))
+        return 0
     cfg = config_from_args(args)
+    if run is not None and args.headless:
+        from alma_tui.runstate import INTERRUPTED, effective_status
+
+        if effective_status(run["status"], repo=Path(args.repo), pid=run["pid"],
+                            heartbeat_at=run["heartbeat_at"]) == INTERRUPTED:
+            print(f"resuming {args.repo}: its last engine stopped without finishing "
+                  f"({run['iterations_done']}/{run['iterations_target']} iterations done)")
     _check_repo_writable(Path(cfg.repo))
     try:
         get_domain(cfg.domain)
@@ -324,7 +464,8 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
         try:
             status = search.run()
         except SearchError as exc:
-            search._set_status("error", str(exc))
+            with contextlib.suppress(Exception):  # a full disk cannot take the status either
+                search._set_status("error", str(exc))
             raise CliError(str(exc)) from exc
         finally:
             if reporter is not None:
@@ -337,7 +478,8 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
         return 0 if status in ("done", "budget") else (130 if status == "stopped" and interrupts[0] else
                                                        (1 if status == "error" else 0))
     finally:
-        search.close()
+        with contextlib.suppress(Exception):  # only buffered events are lost: state changes are committed
+            search.close()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
 
@@ -381,47 +523,110 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 # -- archive and steering -------------------------------------------------------------------------
-def _open_store(repo: Path) -> Any:
-    from alma_tui.store import Store, StoreError
+def _open_store(repo: Path, *, readonly: bool = False) -> Any:
+    """The repo's store with a run in it. ``readonly`` (designs, eval): works on a read-only
+    mount and never changes the file."""
+    from alma_tui.store import StoreError
+    from alma_tui.store.db import Store, StoreEmpty
 
     try:
-        return Store(repo, create=False)
+        store = Store(repo, create=False, readonly=readonly)
+    except StoreEmpty:
+        raise CliError(_no_run_message(repo)) from None
     except StoreError as exc:
         raise CliError(str(exc)) from exc
+    if store.get_run() is None:
+        store.close()
+        raise CliError(_no_run_message(repo))
+    return store
+
+
+def _no_run_message(repo: Path) -> str:
+    """A store without a run: lost (the repo has designs) or not started yet."""
+    import subprocess
+
+    from alma_tui.store.db import db_path
+    from alma_tui.store.peek import RECOVER_HINT
+
+    tags: list[str] = []
+    if (repo / ".git").exists():
+        cp = subprocess.run(["git", "-C", str(repo), "for-each-ref", "--format=%(refname)", "refs/tags/design/"],
+                            capture_output=True, text=True, timeout=30)
+        tags = cp.stdout.split() if cp.returncode == 0 else []
+    if tags:
+        return (f"the run store {db_path(repo)} holds no run, but {repo} has {len(tags)} committed designs "
+                "(design/* tags): the store was emptied or replaced; " + RECOVER_HINT.format(repo=repo))
+    return f"no alma-tui search found in {repo} (the store {db_path(repo)} holds no run yet)"
+
+
+def status_line(repo: Path, store: Any = None) -> str:
+    """One line on the run: its real status (a killed engine shows as interrupted), progress, best."""
+    from alma_tui.runstate import INTERRUPTED, effective_status
+
+    own = store is None
+    store = store or _open_store(repo, readonly=True)
+    try:
+        run = store.get_run()
+        rows = design_rows(store)
+    finally:
+        if own:
+            store.close()
+    status = effective_status(run.status, repo=repo, pid=run.pid, heartbeat_at=run.heartbeat_at)
+    accepted = [r for r in rows if r["status"] == "accepted"]
+    rejected = sum(1 for r in rows if r["status"] == "rejected")
+    best = max((r for r in accepted if r["score"] is not None), key=lambda r: r["score"], default=None)
+    parts = [f"{repo}: {status}", f"{run.iterations_done}/{run.iterations_target} iterations",
+             f"{len(rows)} designs ({len(accepted)} accepted, {rejected} rejected)"]
+    if best is not None:
+        parts.append(f"best {best['id']} {best['score']:.3f}")
+    if status == INTERRUPTED:
+        parts.append(f"its engine stopped without finishing; `alma-tui run --repo {repo}` resumes it")
+    elif status in ("running", "paused", "stopping"):
+        parts.append(f"engine pid {run.pid}; `alma-tui watch --repo {repo}` attaches to it")
+    elif run.status_detail:
+        parts.append(sanitize(run.status_detail, newlines=False))
+    return " · ".join(parts)
 
 
 def design_rows(store: Any) -> list[dict[str, Any]]:
     return [
-        {"id": d.id, "parent": d.parent_id, "title": d.title, "score": d.score, "score_se": d.score_se,
-         "status": d.status, "commit": d.commit, "iteration": d.iteration, "origin": d.origin,
-         "visits": d.visits, "pinned": d.pinned, "vetoed": d.vetoed, "repairs": d.repairs, "error": d.error}
+        {"id": d.id, "parent": d.parent_id, "title": sanitize(d.title, newlines=False), "score": d.score,
+         "score_se": d.score_se, "status": d.status, "commit": d.commit, "iteration": d.iteration,
+         "origin": d.origin, "visits": d.visits, "pinned": d.pinned, "vetoed": d.vetoed, "repairs": d.repairs,
+         "error": sanitize(d.error) if d.error else d.error}
         for d in store.designs()
     ]
 
 
 def cmd_designs(args: argparse.Namespace) -> int:
-    store = _open_store(args.repo)
-    rows = design_rows(store)
-    if not rows:
-        from alma_tui.lineage import design_tag_count
+    store = _open_store(args.repo, readonly=True)
+    try:
+        rows = design_rows(store)
+        if not rows:
+            from alma_tui.lineage import design_tag_count
 
-        if n := design_tag_count(args.repo):
-            raise CliError(f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
-                           f"`alma-tui repair --repo {args.repo}`")
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    from rich.console import Console
+            if n := design_tag_count(args.repo):
+                raise CliError(f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
+                               f"`alma-tui repair --repo {args.repo}`")
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        from rich.console import Console
 
-    from alma_tui.headless import archive_table
+        from alma_tui.headless import archive_table
 
-    Console().print(archive_table(rows))
+        console = Console()
+        console.print(archive_table(rows))
+        console.print(status_line(Path(args.repo), store), markup=False, highlight=False, soft_wrap=True)
+    finally:
+        store.close()
     return 0
 
 
 def cmd_steer(repo: Path, kind: str, design: str | None, text: str = "") -> int:
     from alma_tui.store import StoreError
 
+    text = sanitize(text).strip()  # a hint reaches the terminal (here, the TUI) and the meta prompt
     store = _open_store(repo)
     design_id = None
     if design is not None:
@@ -518,7 +723,7 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
     from alma_tui.store.db import db_path
 
     if db_path(repo).exists():
-        store = _open_store(repo)
+        store = _open_store(repo, readonly=True)
         d = store.resolve_design(ref)
         if d is not None and d.code:
             return d.id, d.code

@@ -12,6 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from alma_tui.sanitize import sanitize
 
 SHOWN = {
     "run.status": "bold",
@@ -76,8 +79,9 @@ class HeadlessReporter:
             self.task = None
         style = SHOWN.get(kind)
         if style is not None:
-            self.progress.console.print(f"[{style}]{message}[/]" if style else message, markup=True,
-                                        highlight=False, soft_wrap=True)
+            # the message holds model- and user-written text: neither markup nor escapes
+            text = Text(sanitize(message), style=style or "")
+            self.progress.console.print(text, highlight=False, soft_wrap=True)
 
     def summary(self, search: Any, status: str) -> None:
         from alma_tui.cli import design_rows
@@ -116,6 +120,7 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
         if r["status"] == "accepted" and r["score"] == best:
             status = "best"
             style = "bold green"
-        table.add_row(r["id"], r["parent"] or "-", str(r.get("iteration", "")), r["title"], score,
+        table.add_row(r["id"], r["parent"] or "-", str(r.get("iteration", "")),
+                      Text(sanitize(r["title"] or "", newlines=False)), score,
                       f"[{style}]{status}[/]{flags}", str(r.get("visits", 0)), (r["commit"] or "")[:8])
     return table

@@ -127,7 +127,9 @@ def test_resume_refuses_score_changing_flags(tmp_path: Path, capsys: pytest.Capt
     assert "incomparable" in capsys.readouterr().err
     assert main(["stop", "--repo", str(repo)]) == 1  # no engine runs there: nothing to stop
     assert "no search is running" in capsys.readouterr().err
-    assert main(["run", "--headless", "--repo", str(repo), "--budget-usd", "0"]) == 1
+    with pytest.raises(SystemExit) as exit_info:  # a budget of 0 is a usage error, refused at parse time
+        main(["run", "--headless", "--repo", str(repo), "--budget-usd", "0"])
+    assert exit_info.value.code == 2
 
 
 def test_resuming_with_the_tui_does_not_load_the_store_first(tmp_path: Path) -> None:

@@ -335,7 +335,7 @@ async def test_heartbeat_staleness_shown(repo: Path) -> None:
         await ready(pilot)
 
         status = app.main_screen.query_one("#hdr-top")
-        assert "NOT RUNNING" in str(status.render())
+        assert "INTERRUPTED" in str(status.render())  # no heartbeat, no engine lock
 
 
 async def test_waits_for_a_store_that_does_not_exist_yet(tmp_path: Path, template_repo: Path) -> None:

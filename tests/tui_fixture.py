@@ -10,6 +10,7 @@ is fresh in snapshots.
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -324,7 +325,7 @@ def make_fixture_repo(path: Path, *, git: bool = True, run_status: str = "runnin
         iterations_done=3,
         status=run_status,
         no_memory_score=0.312,
-        pid=4242,
+        pid=os.getpid(),  # a live process: the fixture's engine counts as running
         created_at=T0,
         heartbeat_at=FIXED_NOW - timedelta(seconds=1),
     )

@@ -11,6 +11,7 @@ made on resume.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -33,7 +34,9 @@ from alma_tui.engine.evaluator import (
     Hooks,
     synthetic_episodes,
 )
+from alma_tui.failures import disk_full_message, disk_full_target
 from alma_tui.lineage import Lineage
+from alma_tui.sanitize import sanitize
 from alma_tui.store import Store
 from alma_tui.store.models import Design, Evaluation, LLMCall, Run, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
@@ -42,19 +45,28 @@ SEED_DESIGNS = ("no_memory", "trajectory_retrieval")
 FINAL_STATUSES = ("accepted", "rejected")
 
 
+# An evaluation that was started this many times without finishing (the engine died each
+# time: a crash, the OOM killer, a kill -9) is not started again: the design is rejected so
+# the search goes on. ALMA_TUI_CRASH_LIMIT overrides it for operators (and the kill
+# harness) that kill engines on purpose.
+CRASH_LIMIT = 2
+ENGINE_DIED = "interrupted (the engine stopped); redone on resume"
+# Test hook: the engine SIGKILLs itself once an evaluation of this design id has started.
+_TEST_DIE_ON = "ALMA_TUI_TEST_DIE_EVALUATING"
+
+
+def crash_limit() -> int:
+    try:
+        return max(1, int(os.environ.get("ALMA_TUI_CRASH_LIMIT", CRASH_LIMIT)))
+    except ValueError:
+        return CRASH_LIMIT
+
+
 def engine_running(repo: Path) -> bool:
     """True when an engine holds the repo's lock (a search is running there now)."""
-    path = Path(repo) / ".alma" / "engine.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we may have taken
-    return False
+    from alma_tui.runstate import engine_running as held
+
+    return held(repo)
 
 
 class SearchError(Exception):
@@ -170,13 +182,18 @@ class Search:
     def _take_lock(self, repo: Path) -> None:
         path = repo / ".alma" / "engine.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise SearchError(
-                f"a search is already running in {repo}; attach to it with `alma-tui watch --repo {repo}`"
-            ) from exc
+        for attempt in range(5):  # a status probe (runstate.engine_running) holds it for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if attempt < 4:
+                    time.sleep(0.02)
+                    continue
+                os.close(fd)
+                raise SearchError(
+                    f"a search is already running in {repo}; attach to it with `alma-tui watch --repo {repo}`"
+                ) from exc
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -193,6 +210,7 @@ class Search:
     def emit(self, kind: str, message: str = "", design_id: str | None = None, flush: bool = False,
              **data: Any) -> None:
         assert self.store is not None and self.run_row is not None
+        message = sanitize(message)  # titles, errors and log lines come from models and designs
         self.store.emit(kind, message, run_id=self.run_row.id, design_id=design_id, data=data, flush=flush)
         if self.reporter is not None:
             self.reporter.event(kind, message, design_id, data)
@@ -259,7 +277,7 @@ class Search:
             return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
 
         def design_log(line: str) -> None:
-            self.emit("design.log", line[:1000], design_id)
+            self.emit("design.log", sanitize(line)[:1000], design_id)
 
         return Hooks(on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm,
                      design_embed=design_embed)
@@ -272,6 +290,7 @@ class Search:
         from alma_tui.llm.client import BudgetExceeded, ModelError, ProviderUnavailable
 
         assert self.store is not None and self.run_row is not None
+        self._beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, name="alma-heartbeat", daemon=True)
         beat.start()
         self.emit("run.status", f"search on {self.config.domain} with {self.config.meta_model} / "
@@ -292,6 +311,12 @@ class Search:
         except Exception as exc:  # anything else: keep the traceback, tell the user one line
             import traceback
 
+            full = disk_full_target(exc, self.config.repo)
+            if full is not None:  # nothing was half-written (SQLite rolled back): a resume goes on
+                message = disk_full_message(full)
+                with contextlib.suppress(Exception):  # the status itself may not fit on the disk any more
+                    self._finish("error", message)
+                raise SearchError(message) from exc
             log = Path(self.config.repo) / ".alma" / "engine-error.log"
             try:
                 with open(log, "a") as fh:
@@ -301,7 +326,7 @@ class Search:
             return self._finish("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                                 f"(traceback in {log})")
         finally:
-            self._stop_beat = True
+            self._beat_stop.set()
 
     def _search_loop(self) -> str:
         assert self.store is not None
@@ -371,17 +396,30 @@ class Search:
         return status
 
     def _heartbeat(self) -> None:
-        self._stop_beat = False
-        while not self._stop_beat and self.store is not None and self.run_row is not None:
+        """Every ~2 s: prove the engine alive and flush buffered events. A failed beat (the
+        database locked past its timeout, a full disk for a moment) is logged and retried:
+        a dead heartbeat would make a working engine look interrupted."""
+        failures = 0
+        while not self._beat_stop.is_set() and self.store is not None and self.run_row is not None:
             try:
                 self.store.update_run(self.run_row.id, heartbeat_at=utcnow())
                 self.store.flush_events()
-            except Exception:  # the store may be closing; the beat is best effort
-                return
-            for _ in range(20):
-                if self._stop_beat:
-                    return
-                time.sleep(0.1)
+                failures = 0
+            except Exception as exc:
+                if self._beat_stop.is_set():
+                    return  # the store is closing
+                failures += 1
+                if failures == 1 or failures % 30 == 0:  # first of a streak, then once a minute
+                    self._log_error(f"heartbeat failed ({failures}x, retrying): {type(exc).__name__}: {exc}")
+            self._beat_stop.wait(2.0)
+
+    def _log_error(self, text: str) -> None:
+        """Append to <repo>/.alma/engine-error.log (best effort: the disk may be full)."""
+        try:
+            with open(Path(self.config.repo) / ".alma" / "engine-error.log", "a") as fh:
+                fh.write(f"--- {utcnow().isoformat()}\n{text}\n")
+        except OSError:
+            pass
 
     def _recover(self) -> None:
         """Resume after a crash or kill: finish lineage, restart interrupted evaluations."""
@@ -391,12 +429,20 @@ class Search:
 
             for ev in s.exec(select(Evaluation).where(Evaluation.status == "running")).all():
                 ev.status = "failed"
-                ev.error = "interrupted (the engine stopped); redone on resume"
+                ev.error = ENGINE_DIED
                 s.add(ev)
             s.commit()
+            died = [ev.design_id for ev in s.exec(select(Evaluation).where(Evaluation.error == ENGINE_DIED)).all()]
+        limit = crash_limit()
         for d in self.store.designs():
             if d.status == "accepted" and not d.commit:
                 self._commit(d)
+            elif d.status == "evaluating" and died.count(d.id) >= limit:
+                # a poison design: each evaluation of it took the engine down; do not start a third
+                times = "twice" if limit == 2 else f"{died.count(d.id)} times"
+                self._reject(d, f"crashed the engine {times}",
+                             f"{died.count(d.id)} evaluations of {d.id} started and never finished: the engine "
+                             "process died during each (crash, out of memory or kill). It is not evaluated again.")
             elif d.status in ("validating", "evaluating"):
                 self.emit("design.resumed", f"{d.id} was interrupted while {d.status}; redoing", d.id)
         self._update_best()
@@ -611,7 +657,8 @@ class Search:
                 title, code, _raw = meta.write(info, analysis)
             except MetaAgentError as exc:
                 return self._reject(d, f"meta agent failed: {exc}")
-            d = self.store.update_design(d.id, title=title[:120], code=code, status="proposed")
+            d = self.store.update_design(d.id, title=sanitize(title, newlines=False)[:120], code=code,
+                                         status="proposed")
             self.emit("design.proposed", f"{d.id}: {d.title}", d.id, parent=parent.id, flush=True)
         return d
 
@@ -657,7 +704,8 @@ class Search:
                           attempt=attempt, error=str(exc))
                 d = self.store.update_design(d.id, repairs=attempt)
                 continue
-            d = self.store.update_design(d.id, code=code, title=title[:120] or d.title, repairs=attempt)
+            d = self.store.update_design(d.id, code=code, title=sanitize(title, newlines=False)[:120] or d.title,
+                                         repairs=attempt)
 
     def _validation_data(self) -> tuple[list[ApiEpisode], list[Any]]:
         if not hasattr(self, "_vdata"):
@@ -674,6 +722,7 @@ class Search:
 
     def _reject(self, d: Design, error: str, detail: str = "") -> Design:
         assert self.store is not None
+        error, detail = sanitize(error), sanitize(detail)
         d = self.store.update_design(d.id, status="rejected", error=error[:1000], error_detail=detail[:20000],
                                      finished_at=utcnow(), **self._spend(d.id))
         self.emit("design.rejected", f"{d.id} rejected: {error}", d.id, flush=True, error=error)
@@ -691,10 +740,14 @@ class Search:
         self.emit("design.evaluating", f"{d.id}: evaluating ({n} episodes)", d.id, flush=True, total=n)
         settings = cfg.eval
         settings.seed = cfg.seed
+        if os.environ.get(_TEST_DIE_ON) == d.id:  # test hook: a design that takes the engine down
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
         try:
             result = self.evaluator.evaluate(d.code, settings, self._hooks(d.id), self.cancel)
             self._llm_stopped()
-        except EvaluationCancelled:
+        except (EvaluationCancelled, KeyboardInterrupt):  # the user, not the design: no crash counted
             self.store.update_design(d.id, status="evaluating")
             self._close_evaluation(ev.id, "interrupted by the user; redone on resume")
             raise

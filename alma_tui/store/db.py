@@ -9,6 +9,8 @@ search emits thousands of step events per evaluation.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from alma_tui.store.models import Command, Design, Event, Run, utcnow
+from alma_tui.store.peek import damaged_message, disk_full_message, readonly_uri, sqlite_problem
 
 STORE_DIR = ".alma"
 DB_NAME = "alma.db"
@@ -30,29 +33,79 @@ class StoreError(Exception):
     """The store cannot be opened or written (one clear line for the user)."""
 
 
+class StoreEmpty(StoreError):
+    """The store file exists but holds no tables (a 0-byte or freshly created file)."""
+
+
 def db_path(repo: Path) -> Path:
     return Path(repo) / STORE_DIR / DB_NAME
 
 
 class Store:
-    def __init__(self, repo: Path, *, create: bool = True) -> None:
+    def __init__(self, repo: Path, *, create: bool = True, readonly: bool = False) -> None:
+        """Open ``<repo>/.alma/alma.db``; ``create=False`` refuses a missing or empty store and
+        ``readonly=True`` never writes (it works on a read-only mount or directory)."""
         self.repo = Path(repo)
         path = db_path(self.repo)
-        if not create and not path.exists():
-            raise StoreError(f"no alma-tui search found in {self.repo} (missing {path})")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
         self.path = path
-        self.engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
-        )
-        sa_event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._create_tables(path)
+        self.readonly = readonly
+        if (not create or readonly) and not path.exists():
+            raise StoreError(f"no alma-tui search found in {self.repo} (missing {path})")
+        existed = path.exists() and path.stat().st_size > 0
+        if path.exists() and not readonly:
+            _check_writable(path)
+        if path.exists() and not create and not readonly and not _peek_tables(path):
+            # checked read-only first: opening for writes would turn a 0-byte file into a database
+            raise StoreEmpty(f"the store {path} holds no alma-tui search (it has no tables)")
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        if readonly:
+            uri = readonly_uri(path)
+            self.engine = create_engine(
+                "sqlite://",
+                creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30),
+            )
+            sa_event.listen(self.engine, "connect", _sqlite_ro_pragmas)
+        else:
+            self.engine = create_engine(
+                f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+        if existed:
+            self._check_integrity()
+        if (not create or readonly) and not self._has_tables():
+            self.engine.dispose()
+            raise StoreEmpty(f"the store {path} holds no alma-tui search (it has no tables)")
+        if not readonly:
+            self._create_tables(path)
         self._lock = threading.RLock()
         self._events: list[Any] = []
         self._events_flushed_at = time.monotonic()
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged database file at once, with one line, before any query trips on it."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql("PRAGMA quick_check(1)").fetchall()
+        except Exception as exc:  # sqlite3.DatabaseError: not a database, malformed, ...
+            self.engine.dispose()
+            raise store_error(self.path, exc) from exc
+        if rows and rows[0][0] != "ok":
+            self.engine.dispose()
+            detail = str(rows[0][0]).replace("*** in database main ***", "").strip().splitlines()[0]
+            raise StoreError(damaged_message(self.path, f"database disk image is malformed: {detail}"))
+
+    def _has_tables(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                names = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master").fetchall()}
+        except Exception as exc:
+            self.engine.dispose()
+            raise store_error(self.path, exc) from exc
+        return "run" in names and "design" in names
 
     def _create_tables(self, path: Path) -> None:
         """Create missing tables; another process (engine, TUI, CLI) may be doing the same."""
@@ -65,7 +118,7 @@ class Store:
                 if "already exists" in reason and attempt < 4:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise StoreError(f"cannot open the store {path}: {reason}") from exc
+                raise store_error(path, exc) from exc
 
     # -- sessions ---------------------------------------------------------------------------
     @contextmanager
@@ -215,6 +268,54 @@ class Store:
                     c.applied_at = utcnow()
                     s.add(c)
             s.commit()
+
+
+def _check_writable(path: Path) -> None:
+    for p in (path.parent, path):
+        if not os.access(p, os.W_OK):
+            try:
+                ro = bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+            except OSError:
+                ro = False
+            why = "read-only file system" if ro else "permission denied"
+            raise StoreError(f"cannot write to the run store {path}: it is read-only ({why})")
+
+
+def _peek_tables(path: Path) -> bool:
+    """Whether the database holds the store's tables, looked at without writing a byte."""
+    try:
+        con = sqlite3.connect(readonly_uri(path), uri=True, timeout=30)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise store_error(path, exc) from exc
+    return "run" in names and "design" in names
+
+
+def store_error(path: Path, exc: BaseException) -> StoreError:
+    """One line for a failed store operation: damaged, disk full, read-only or other."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kind, reason = sqlite_problem(reason)
+    if kind == "damaged":
+        return StoreError(damaged_message(path, reason))
+    if kind == "full":
+        return StoreError(disk_full_message(path))
+    if kind == "readonly":
+        return StoreError(f"cannot write to the run store {path}: it is read-only ({reason})")
+    return StoreError(f"cannot open the store {path}: {reason}")
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """An exception raised by SQLite (directly or wrapped by SQLAlchemy)."""
+    return isinstance(exc, sqlite3.Error) or isinstance(getattr(exc, "orig", None), sqlite3.Error)
+
+
+def _sqlite_ro_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alma_tui.sanitize import sanitize
 from alma_tui.tui.rows import (
     DesignDetail,
     DesignRow,
@@ -152,7 +153,7 @@ def read_designs(db: Reader) -> list[DesignRow]:
             seq=r[2] or 0,
             iteration=r[3] or 0,
             origin=r[4] or "",
-            title=r[5] or "",
+            title=sanitize(r[5] or "", newlines=False),
             status=r[6] or "",
             score=r[7],
             score_se=r[8],
@@ -161,7 +162,7 @@ def read_designs(db: Reader) -> list[DesignRow]:
             vetoed=bool(r[11]),
             commit=r[12],
             repairs=r[13] or 0,
-            error=r[14],
+            error=sanitize(r[14]) if r[14] else r[14],
             tokens=r[15] or 0,
             cost_usd=float(r[16] or 0.0),
         )
@@ -170,7 +171,8 @@ def read_designs(db: Reader) -> list[DesignRow]:
 
 
 def _event_rows(rows: Any) -> list[EventRow]:
-    return [EventRow(r[0], _dt(r[1]), r[2], r[3] or "", r[4] or "", r[5] or "{}") for r in rows]
+    # messages carry hints, LLM-written titles and design log lines: never raw escapes on screen
+    return [EventRow(r[0], _dt(r[1]), r[2], r[3] or "", sanitize(r[4] or ""), r[5] or "{}") for r in rows]
 
 
 def read_events_after(db: Reader, after_id: int, limit: int = BATCH_EVENTS) -> list[EventRow]:
@@ -257,9 +259,24 @@ def _loads(text: str | None, default: Any = None) -> Any:
     if not text:
         return default
     try:
-        return json.loads(text)
+        return _clean(json.loads(text))
     except ValueError:
         return default
+
+
+def _clean(value: Any) -> Any:
+    """Decoded JSON with every string sanitized (memories and analyses are model/design text)."""
+    if isinstance(value, str):
+        return sanitize(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {sanitize(str(k)): _clean(v) for k, v in value.items()}
+    return value
+
+
+def _opt(text: str | None) -> str | None:
+    return sanitize(text) if text else text
 
 
 _DETAIL_COLS = (
@@ -308,7 +325,7 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
                     float(sc or 0.0),
                     st or 0,
                     int(n or 0),
-                    err,
+                    _opt(err),
                 )
                 for p, r, t, g, ok, sc, st, n, err in eps
             ]
@@ -317,31 +334,31 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
     run_scores = _loads(run_scores_json, []) or (_loads(ev[4], []) if ev else [])
     return DesignDetail(
         id=_id,
-        title=title,
+        title=sanitize(title or "", newlines=False),
         status=status,
         origin=origin,
         parent_id=parent_id,
         iteration=iteration,
-        code=code or "",
-        parent_code=parent[0] if parent else None,
-        parent_title=parent[1] if parent else None,
+        code=sanitize(code or ""),
+        parent_code=sanitize(parent[0] or "") if parent else None,
+        parent_title=sanitize(parent[1] or "", newlines=False) if parent else None,
         parent_score=parent[2] if parent else None,
         score=score if score is not None else (ev[2] if ev else None),
         score_se=score_se if score_se is not None else (ev[3] if ev else None),
         run_scores=[float(x) for x in run_scores if isinstance(x, int | float)],
-        error=error,
-        error_detail=error_detail,
+        error=_opt(error),
+        error_detail=_opt(error_detail),
         repairs=repairs,
         commit=commit,
         analysis=_loads(analysis_json, None),
-        analysis_raw=analysis_raw,
+        analysis_raw=_opt(analysis_raw),
         memory=memory,
         memory_raw=memory_json,
         tokens=tokens,
         cost_usd=cost_usd,
         evaluation_status=ev[1] if ev else None,
         evaluation_wall_s=ev[6] if ev else None,
-        evaluation_error=ev[5] if ev else None,
+        evaluation_error=_opt(ev[5]) if ev else None,
         episodes=episodes,
         no_memory_score=run[0] if run else None,
     )

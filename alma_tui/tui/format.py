@@ -47,7 +47,7 @@ STATUS_STYLE = {
     "stopped": f"bold {C_DIM}",
     "budget": f"bold {C_VETO}",
     "error": f"bold {C_BAD}",
-    "not running": f"bold {C_BAD}",
+    "interrupted": f"bold {C_BAD}",
     "waiting": f"bold {C_DIM}",
 }
 

@@ -135,7 +135,7 @@ class MainScreen(Screen):
         app = self.app
         run = app.run_info
         age = heartbeat_age(run, app.now())
-        status = effective_status(run, age, app.engine_exit)
+        status = effective_status(run, age, app.engine_exit, app.repo, app.now())
         if app.reader is None and run is None:
             status = "waiting"
         pending = list(self._pending)

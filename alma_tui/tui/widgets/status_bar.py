@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,19 +38,30 @@ STATUS_ICON = {
     "stopped": "◼",
     "budget": "$",
     "error": "✗",
-    "not running": "⚠",
+    "interrupted": "⚠",
     "waiting": "…",
 }
 
 
-def effective_status(run: RunInfo | None, hb_age: float | None, engine_exit: int | None) -> str:
+def effective_status(
+    run: RunInfo | None,
+    hb_age: float | None,
+    engine_exit: int | None,
+    repo: Path | None = None,
+    now: datetime | None = None,
+) -> str:
+    """What the header shows: the stored status, or ``interrupted`` for a dead engine
+    (:func:`alma_tui.runstate.effective_status`, the same answer `alma-tui designs` gives)."""
+    from alma_tui.runstate import LIVE_STATUSES
+    from alma_tui.runstate import effective_status as real_status
+
     if run is None:
         return "waiting"
     if engine_exit not in (None, 0):
-        return "error" if run.status in ("running", "paused", "stopping") else run.status
-    if run.status in ("running", "paused", "stopping") and (hb_age is None or hb_age > 10.0):
-        return "not running"
-    return run.status
+        return "error" if run.status in LIVE_STATUSES else run.status
+    if now is None and hb_age is not None and run.heartbeat_at is not None:
+        now = run.heartbeat_at + timedelta(seconds=hb_age)
+    return real_status(run.status, repo=repo, pid=run.pid, heartbeat_at=run.heartbeat_at, now=now)
 
 
 def _model(label: str, model: str) -> Text:
@@ -104,8 +116,8 @@ class RunHeader(Widget):
             f" {STATUS_ICON.get(status, '•')} {status.upper()} ",
             style=f"reverse {STATUS_STYLE.get(status, 'bold')}",
         )
-        if status == "not running" and hb_age is not None:
-            st.append(f" no heartbeat for {hb_age:.0f}s", style=C_BAD)
+        if status == "interrupted" and hb_age is not None:
+            st.append(f" the engine is gone (last heartbeat {hb_age:.0f}s ago)", style=C_BAD)
         elif status == "waiting":
             st.append(" waiting for the engine to create the store…", style=C_DIM)
         if run is not None and run.status_detail and status not in ("running",):
