@@ -543,19 +543,12 @@ def _open_store(repo: Path, *, readonly: bool = False) -> Any:
 
 def _no_run_message(repo: Path) -> str:
     """A store without a run: lost (the repo has designs) or not started yet."""
-    import subprocess
-
+    from alma_tui.lineage import design_tag_count
     from alma_tui.store.db import db_path
-    from alma_tui.store.peek import RECOVER_HINT
 
-    tags: list[str] = []
-    if (repo / ".git").exists():
-        cp = subprocess.run(["git", "-C", str(repo), "for-each-ref", "--format=%(refname)", "refs/tags/design/"],
-                            capture_output=True, text=True, timeout=30)
-        tags = cp.stdout.split() if cp.returncode == 0 else []
-    if tags:
-        return (f"the run store {db_path(repo)} holds no run, but {repo} has {len(tags)} committed designs "
-                "(design/* tags): the store was emptied or replaced; " + RECOVER_HINT.format(repo=repo))
+    if n := design_tag_count(repo):
+        return (f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
+                f"`alma-tui repair --repo {repo}`")
     return f"no alma-tui search found in {repo} (the store {db_path(repo)} holds no run yet)"
 
 

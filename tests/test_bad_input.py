@@ -233,9 +233,8 @@ def test_empty_store_with_committed_designs(repo_copy: Path, capsys: pytest.Capt
         assert main([*args, "--repo", str(repo_copy)]) == 1
         line = one_line(capsys.readouterr().err)
         assert line == (
-            f"alma-tui: error: the run store {db(repo_copy)} holds no run, but {repo_copy} has 4 "
-            "committed designs (design/* tags): the store was emptied or replaced; move it aside "
-            f"and run `alma-tui repair --repo {repo_copy}` to rebuild it from the lineage"
+            "alma-tui: error: the store is empty but the lineage holds 4 designs; rebuild the archive "
+            f"with `alma-tui repair --repo {repo_copy}`"
         ), line
     assert db(repo_copy).stat().st_size == 0  # not turned into an empty store
 
