@@ -321,3 +321,19 @@ def test_seccomp_refuses_namespaces_mounts_and_ptrace() -> None:
     with SandboxedDesign(code, limits=LIMITS) as d:
         text = d.retrieve(QUERY)
     assert text.split() == ["unshare=-1/1", "ptrace=-1/1", "mount=-1/1", "getpid=1/1"], text
+
+
+def test_the_design_tree_holds_the_stdlib_and_numpy_not_installed_packages() -> None:
+    import importlib.util
+
+    spec = isolation.confine_spec("/nonexistent-root", 3, 64)
+    binds = spec["ro_binds"]
+    numpy = importlib.util.find_spec("numpy")
+    assert numpy is not None and numpy.submodule_search_locations
+    site = os.path.dirname(next(iter(numpy.submodule_search_locations)))
+    assert site not in binds and not any(site.startswith(b + "/") for b in binds if b != "/usr"), binds
+    assert any(b.endswith("/numpy") for b in binds)
+    pkg = isolation.PKG_DIR
+    if any(pkg.startswith(b.rstrip("/") + "/") for b in binds):  # e.g. installed under /usr
+        assert pkg in spec["hide"]
+    assert spec["ro_binds_late"] == [os.path.join(pkg, "design_api.py"), os.path.join(pkg, "designs")]

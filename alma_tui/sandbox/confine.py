@@ -263,17 +263,31 @@ def build_root(spec: dict[str, Any]) -> None:
     root = spec["root"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do here propagates to the host
     _mount("alma-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    # The scratch /tmp first: a bind below /tmp (a venv made by mktemp, as CI does) then
+    # lands inside it instead of being hidden by it.
+    _makedirs(root + "/tmp")
+    _mount(
+        "alma-scratch",
+        root + "/tmp",
+        "tmpfs",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,  # data only: nothing written there can be executed
+        f"size={int(spec.get('scratch_mb', 64))}m,mode=1777",
+    )
     for link, target in spec.get("symlinks", []):
         _makedirs(root + os.path.dirname(link))
         os.symlink(target, root + link)
     for src in spec.get("ro_binds", []):
         _bind_ro(src, root + src)
+    hidden = []
     for src in spec.get("hide", []):  # e.g. alma_tui itself when it lives under a bound dir
         dst = root + src
         if os.path.isdir(dst):
-            _mount("alma-hide", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=0555")
+            _mount("alma-hide", dst, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+            hidden.append(dst)
     for src in spec.get("ro_binds_late", []):  # the parts of a hidden dir a design may read
         _bind_ro(src, root + src)
+    for dst in hidden:
+        _mount(None, dst, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
     dev = root + "/dev"
     _makedirs(dev)
     for name in _DEVICES:
@@ -288,14 +302,6 @@ def build_root(spec: dict[str, Any]) -> None:
         os.symlink(target, f"{dev}/{name}")
     _makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _makedirs(root + "/tmp")
-    _mount(
-        "alma-scratch",
-        root + "/tmp",
-        "tmpfs",
-        MS_NOSUID | MS_NODEV | MS_NOEXEC,  # data only: nothing written there can be executed
-        f"size={int(spec.get('scratch_mb', 64))}m,mode=1777",
-    )
     old = root + "/.oldroot"
     os.mkdir(old)
     _check(_syscall("pivot_root", _b(root), _b(old)), "pivot_root")

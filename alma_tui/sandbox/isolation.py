@@ -76,8 +76,16 @@ def confine_spec(root: str, lifeline_fd: int, scratch_mb: int) -> dict[str, Any]
         elif os.path.isdir(path):
             binds.append(path)
     binds += [p for p in _ETC_FILES if os.path.exists(p)]
+    # The base interpreter's library only: in a venv, "platstdlib" would name the venv's
+    # lib/pythonX.Y, i.e. every installed package (and alma_tui itself).
+    base = {
+        "base": sys.base_prefix,
+        "platbase": sys.base_exec_prefix,
+        "installed_base": sys.base_prefix,
+        "installed_platbase": sys.base_exec_prefix,
+    }
     for key in ("stdlib", "platstdlib"):
-        path = sysconfig.get_path(key)
+        path = sysconfig.get_path(key, vars=base)
         if path and os.path.isdir(path) and not _under(path, binds):
             binds.append(path)
     binds += [p for p in _numpy_paths() if not _under(p, binds)]
