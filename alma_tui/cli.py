@@ -70,8 +70,12 @@ TEMPERATURE = float_in(0.0, 2.0)
 
 
 def _repo_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--repo", default=DEFAULT_REPO, type=Path,
-                   help=f"designs repo (git) holding the search; default ./{DEFAULT_REPO}")
+    p.add_argument(
+        "--repo",
+        default=DEFAULT_REPO,
+        type=Path,
+        help=f"designs repo (git) holding the search; default ./{DEFAULT_REPO}",
+    )
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -80,49 +84,90 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meta-model", default=None, help="litellm model of the meta agent (default offline/meta)")
     p.add_argument("--agent-model", default=None, help="litellm model of the acting agent (default offline/agent)")
     p.add_argument("--design-model", default=None, help="model behind a design's llm() (default: agent model)")
-    p.add_argument("--embedding-model", default=None,
-                   help="litellm embedding model behind a design's embed() (default: local hashing embedding)")
+    p.add_argument(
+        "--embedding-model",
+        default=None,
+        help="litellm embedding model behind a design's embed() (default: local hashing embedding)",
+    )
     p.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server (ollama, vllm)")
     p.add_argument("--meta-api-base", default=None, help="server of the meta model only (overrides --api-base)")
-    p.add_argument("--agent-api-base", default=None,
-                   help="server of the agent, design and embedding models (overrides --api-base)")
+    p.add_argument(
+        "--agent-api-base", default=None, help="server of the agent, design and embedding models (overrides --api-base)"
+    )
     p.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys (the environment wins)")
-    p.add_argument("--meta-reasoning", choices=["low", "medium", "high"], default=None,
-                   help="reasoning effort of the meta model (dropped if unsupported)")
-    p.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None,
-                   help="reasoning effort of the acting agent (dropped if unsupported)")
+    p.add_argument(
+        "--meta-reasoning",
+        choices=["low", "medium", "high"],
+        default=None,
+        help="reasoning effort of the meta model (dropped if unsupported)",
+    )
+    p.add_argument(
+        "--agent-reasoning",
+        choices=["low", "medium", "high"],
+        default=None,
+        help="reasoning effort of the acting agent (dropped if unsupported)",
+    )
     p.add_argument("--meta-temperature", type=TEMPERATURE, default=None)
     p.add_argument("--agent-temperature", type=TEMPERATURE, default=None)
-    p.add_argument("--max-concurrent-llm", type=int_in(1, 1024), default=None,
-                   help="requests in flight per model (default 8)")
-    p.add_argument("--llm-timeout", type=float_in(0.0, 86_400.0, low_open=True), default=None,
-                   help="seconds per model request (default 120)")
-    p.add_argument("--llm-retries", type=int_in(0, 100), default=None,
-                   help="retries on 429/5xx/timeouts before pausing for a provider outage (default 4)")
-    p.add_argument("--skip-model-check", action="store_true",
-                   help="accept model names litellm does not know (keys are still checked)")
-    p.add_argument("--iterations", type=ITERATIONS, default=None,
-                   help="run until N iterations in total (default 5; 0: only evaluate the seeds of a new search)")
+    p.add_argument(
+        "--max-concurrent-llm", type=int_in(1, 1024), default=None, help="requests in flight per model (default 8)"
+    )
+    p.add_argument(
+        "--llm-timeout",
+        type=float_in(0.0, 86_400.0, low_open=True),
+        default=None,
+        help="seconds per model request (default 120)",
+    )
+    p.add_argument(
+        "--llm-retries",
+        type=int_in(0, 100),
+        default=None,
+        help="retries on 429/5xx/timeouts before pausing for a provider outage (default 4)",
+    )
+    p.add_argument(
+        "--skip-model-check",
+        action="store_true",
+        help="accept model names litellm does not know (keys are still checked)",
+    )
+    p.add_argument(
+        "--iterations",
+        type=ITERATIONS,
+        default=None,
+        help="run until N iterations in total (default 5; 0: only evaluate the seeds of a new search)",
+    )
     p.add_argument("--parents", type=int_in(1, 100), default=None, help="parents (children) per iteration (default 2)")
     p.add_argument("--selection", choices=["open-ended", "greedy"], default=None)
     p.add_argument("--seed", type=SEED, default=None)
-    p.add_argument("--budget-usd", type=float_in(0.0, 1e9, low_open=True), default=None,
-                   help="stop before the run would spend more")
-    p.add_argument("--budget-tokens", type=int_in(1, 10**15), default=None,
-                   help="stop before the run would use more tokens")
+    p.add_argument(
+        "--budget-usd",
+        type=float_in(0.0, 1e9, low_open=True),
+        default=None,
+        help="stop before the run would spend more",
+    )
+    p.add_argument(
+        "--budget-tokens", type=int_in(1, 10**15), default=None, help="stop before the run would use more tokens"
+    )
     p.add_argument("--collection", type=COUNT, default=None, help="collection tasks per evaluation (default 12)")
     p.add_argument("--deployment", type=COUNT, default=None, help="deployment tasks per evaluation (default 12)")
     p.add_argument("--runs", type=int_in(1, 1000), default=None, help="deployment runs per evaluation (default 3)")
     p.add_argument("--concurrency", type=int_in(1, 256), default=None, help="episodes run at once (default 4)")
-    p.add_argument("--protocol", choices=["batched", "sequential"], default=None,
-                   help="batched: memory frozen after collection (default); sequential: it keeps learning")
+    p.add_argument(
+        "--protocol",
+        choices=["batched", "sequential"],
+        default=None,
+        help="batched: memory frozen after collection (default); sequential: it keeps learning",
+    )
     p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
     _sandbox_arg(p)
 
 
 def _sandbox_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--allow-weak-sandbox", action="store_true", default=None,
-                   help="run designs even where the OS cannot isolate them (see `alma-tui doctor`)")
+    p.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        default=None,
+        help="run designs even where the OS cannot isolate them (see `alma-tui doctor`)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,25 +333,44 @@ def config_from_args(args: argparse.Namespace) -> Any:
             cfg = SearchConfig.from_json(settings)
             stored = SearchConfig.from_json(settings)
         except (ValueError, TypeError) as exc:
-            raise CliError(f"the settings stored in {repo / '.alma' / 'alma.db'} are unreadable ({exc}); "
-                           "start a new search with another --repo") from exc
+            raise CliError(
+                f"the settings stored in {repo / '.alma' / 'alma.db'} are unreadable ({exc}); "
+                "start a new search with another --repo"
+            ) from exc
         cfg.repo = repo
         stored.repo = repo
-    simple = {"domain": "domain", "meta_model": "meta_model", "agent_model": "agent_model",
-              "design_model": "design_model", "embedding_model": "embedding_model", "api_base": "api_base",
-              "iterations": "iterations", "selection": "selection", "seed": "seed",
-              "budget_usd": "budget_usd", "budget_tokens": "budget_tokens",
-              "meta_api_base": "meta_api_base", "agent_api_base": "agent_api_base",
-              "meta_reasoning": "meta_reasoning", "agent_reasoning": "agent_reasoning",
-              "meta_temperature": "meta_temperature", "agent_temperature": "agent_temperature",
-              "max_concurrent_llm": "max_concurrent_llm", "llm_timeout": "llm_timeout_s",
-              "llm_retries": "llm_retries"}
+    simple = {
+        "domain": "domain",
+        "meta_model": "meta_model",
+        "agent_model": "agent_model",
+        "design_model": "design_model",
+        "embedding_model": "embedding_model",
+        "api_base": "api_base",
+        "iterations": "iterations",
+        "selection": "selection",
+        "seed": "seed",
+        "budget_usd": "budget_usd",
+        "budget_tokens": "budget_tokens",
+        "meta_api_base": "meta_api_base",
+        "agent_api_base": "agent_api_base",
+        "meta_reasoning": "meta_reasoning",
+        "agent_reasoning": "agent_reasoning",
+        "meta_temperature": "meta_temperature",
+        "agent_temperature": "agent_temperature",
+        "max_concurrent_llm": "max_concurrent_llm",
+        "llm_timeout": "llm_timeout_s",
+        "llm_retries": "llm_retries",
+    }
     for flag, attr in simple.items():
         value = getattr(args, flag, None)
         if value is not None:
             setattr(cfg, attr, value)
-    for flag, attr in {"collection": "n_collection", "deployment": "n_deployment", "runs": "runs",
-                       "concurrency": "concurrency"}.items():
+    for flag, attr in {
+        "collection": "n_collection",
+        "deployment": "n_deployment",
+        "runs": "runs",
+        "concurrency": "concurrency",
+    }.items():
         value = getattr(args, flag, None)
         if value is not None:
             if value < 1:
@@ -326,8 +390,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         cfg.env_file = str(Path(args.env_file).expanduser().resolve())
     if cfg.max_concurrent_llm < 1 or cfg.llm_retries < 0 or cfg.llm_timeout_s <= 0:
         raise CliError("--max-concurrent-llm must be >= 1, --llm-retries >= 0 and --llm-timeout > 0")
-    if (cfg.budget_usd is not None and cfg.budget_usd <= 0) or (cfg.budget_tokens is not None
-                                                                and cfg.budget_tokens <= 0):
+    if (cfg.budget_usd is not None and cfg.budget_usd <= 0) or (
+        cfg.budget_tokens is not None and cfg.budget_tokens <= 0
+    ):
         raise CliError("--budget-usd and --budget-tokens must be greater than 0")
     if getattr(args, "protocol", None):
         cfg.eval.protocol = args.protocol
@@ -339,16 +404,23 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def _refuse_score_changes(stored: Any, cfg: Any) -> None:
     """Scores of one archive must stay comparable: the protocol that defines them is fixed at creation."""
-    fields = {"--agent-model": ("agent_model",), "--seed": ("seed",), "--collection": ("eval", "n_collection"),
-              "--deployment": ("eval", "n_deployment"), "--runs": ("eval", "runs"),
-              "--protocol": ("eval", "protocol")}
+    fields = {
+        "--agent-model": ("agent_model",),
+        "--seed": ("seed",),
+        "--collection": ("eval", "n_collection"),
+        "--deployment": ("eval", "n_deployment"),
+        "--runs": ("eval", "runs"),
+        "--protocol": ("eval", "protocol"),
+    }
     for flag, path in fields.items():
         old, new = stored, cfg
         for part in path:
             old, new = getattr(old, part), getattr(new, part)
         if old != new:
-            raise CliError(f"{cfg.repo} was searched with {flag} {old}; changing it to {new} would make scores "
-                           f"incomparable (use another --repo, or `alma-tui eval DESIGN {flag} {new}` to transfer)")
+            raise CliError(
+                f"{cfg.repo} was searched with {flag} {old}; changing it to {new} would make scores "
+                f"incomparable (use another --repo, or `alma-tui eval DESIGN {flag} {new}` to transfer)"
+            )
 
 
 def _check_repo_writable(repo: Path) -> None:
@@ -366,8 +438,10 @@ def _check_models(cfg: Any, strict: bool = True) -> None:
     from alma_tui.llm.client import ModelError, check_model, load_env_file
 
     agent_base = getattr(cfg, "agent_api_base", None) or cfg.api_base
-    models = {(cfg.meta_model, getattr(cfg, "meta_api_base", None) or cfg.api_base, False),
-              (cfg.agent_model, agent_base, False)}
+    models = {
+        (cfg.meta_model, getattr(cfg, "meta_api_base", None) or cfg.api_base, False),
+        (cfg.agent_model, agent_base, False),
+    }
     if cfg.design_model:
         models.add((cfg.design_model, agent_base, False))
     if cfg.embedding_model:
@@ -403,8 +477,10 @@ def _check_iterations(args: argparse.Namespace, run: dict[str, Any] | None) -> b
     if n == 0:  # a seeds-only search (target 0) resumes; any other would lose its target
         return done == 0 and int(run.get("iterations_target") or 0) == 0
     if n < done:
-        raise UsageError(f"argument --iterations: {args.repo} has already done {done} iterations; "
-                         f"give a total of at least {done} (or 0 to show its status)")
+        raise UsageError(
+            f"argument --iterations: {args.repo} has already done {done} iterations; "
+            f"give a total of at least {done} (or 0 to show its status)"
+        )
     return True
 
 
@@ -419,10 +495,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run is not None and args.headless:
         from alma_tui.runstate import INTERRUPTED, effective_status
 
-        if effective_status(run["status"], repo=Path(args.repo), pid=run["pid"],
-                            heartbeat_at=run["heartbeat_at"]) == INTERRUPTED:
-            print(f"resuming {args.repo}: its last engine stopped without finishing "
-                  f"({run['iterations_done']}/{run['iterations_target']} iterations done)")
+        if (
+            effective_status(run["status"], repo=Path(args.repo), pid=run["pid"], heartbeat_at=run["heartbeat_at"])
+            == INTERRUPTED
+        ):
+            print(
+                f"resuming {args.repo}: its last engine stopped without finishing "
+                f"({run['iterations_done']}/{run['iterations_target']} iterations done)"
+            )
     _check_repo_writable(Path(cfg.repo))
     try:
         get_domain(cfg.domain)
@@ -475,8 +555,11 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
         if status == "error":
             run = search.store.get_run() if search.store is not None else None
             _err(run.status_detail if run is not None and run.status_detail else "the search stopped on an error")
-        return 0 if status in ("done", "budget") else (130 if status == "stopped" and interrupts[0] else
-                                                       (1 if status == "error" else 0))
+        return (
+            0
+            if status in ("done", "budget")
+            else (130 if status == "stopped" and interrupts[0] else (1 if status == "error" else 0))
+        )
     finally:
         with contextlib.suppress(Exception):  # only buffered events are lost: state changes are committed
             search.close()
@@ -495,11 +578,34 @@ def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
     from alma_tui.tui.app import run_tui
 
     engine_argv = ["run", "--headless", "--repo", str(cfg.repo)]
-    for flag in ("domain", "meta_model", "agent_model", "design_model", "embedding_model", "api_base",
-                 "iterations", "parents", "selection", "seed", "budget_usd", "budget_tokens", "collection",
-                 "deployment", "runs", "concurrency", "meta_api_base", "agent_api_base", "env_file",
-                 "meta_reasoning", "agent_reasoning", "meta_temperature", "agent_temperature",
-                 "max_concurrent_llm", "llm_timeout", "llm_retries"):
+    for flag in (
+        "domain",
+        "meta_model",
+        "agent_model",
+        "design_model",
+        "embedding_model",
+        "api_base",
+        "iterations",
+        "parents",
+        "selection",
+        "seed",
+        "budget_usd",
+        "budget_tokens",
+        "collection",
+        "deployment",
+        "runs",
+        "concurrency",
+        "meta_api_base",
+        "agent_api_base",
+        "env_file",
+        "meta_reasoning",
+        "agent_reasoning",
+        "meta_temperature",
+        "agent_temperature",
+        "max_concurrent_llm",
+        "llm_timeout",
+        "llm_retries",
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             engine_argv += [f"--{flag.replace('_', '-')}", str(value)]
@@ -547,8 +653,10 @@ def _no_run_message(repo: Path) -> str:
     from alma_tui.store.db import db_path
 
     if n := design_tag_count(repo):
-        return (f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
-                f"`alma-tui repair --repo {repo}`")
+        return (
+            f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
+            f"`alma-tui repair --repo {repo}`"
+        )
     return f"no alma-tui search found in {repo} (the store {db_path(repo)} holds no run yet)"
 
 
@@ -568,8 +676,11 @@ def status_line(repo: Path, store: Any = None) -> str:
     accepted = [r for r in rows if r["status"] == "accepted"]
     rejected = sum(1 for r in rows if r["status"] == "rejected")
     best = max((r for r in accepted if r["score"] is not None), key=lambda r: r["score"], default=None)
-    parts = [f"{repo}: {status}", f"{run.iterations_done}/{run.iterations_target} iterations",
-             f"{len(rows)} designs ({len(accepted)} accepted, {rejected} rejected)"]
+    parts = [
+        f"{repo}: {status}",
+        f"{run.iterations_done}/{run.iterations_target} iterations",
+        f"{len(rows)} designs ({len(accepted)} accepted, {rejected} rejected)",
+    ]
     if best is not None:
         parts.append(f"best {best['id']} {best['score']:.3f}")
     if status == INTERRUPTED:
@@ -583,10 +694,22 @@ def status_line(repo: Path, store: Any = None) -> str:
 
 def design_rows(store: Any) -> list[dict[str, Any]]:
     return [
-        {"id": d.id, "parent": d.parent_id, "title": sanitize(d.title, newlines=False), "score": d.score,
-         "score_se": d.score_se, "status": d.status, "commit": d.commit, "iteration": d.iteration,
-         "origin": d.origin, "visits": d.visits, "pinned": d.pinned, "vetoed": d.vetoed, "repairs": d.repairs,
-         "error": sanitize(d.error) if d.error else d.error}
+        {
+            "id": d.id,
+            "parent": d.parent_id,
+            "title": sanitize(d.title, newlines=False),
+            "score": d.score,
+            "score_se": d.score_se,
+            "status": d.status,
+            "commit": d.commit,
+            "iteration": d.iteration,
+            "origin": d.origin,
+            "visits": d.visits,
+            "pinned": d.pinned,
+            "vetoed": d.vetoed,
+            "repairs": d.repairs,
+            "error": sanitize(d.error) if d.error else d.error,
+        }
         for d in store.designs()
     ]
 
@@ -599,8 +722,10 @@ def cmd_designs(args: argparse.Namespace) -> int:
             from alma_tui.lineage import design_tag_count
 
             if n := design_tag_count(args.repo):
-                raise CliError(f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
-                               f"`alma-tui repair --repo {args.repo}`")
+                raise CliError(
+                    f"the store is empty but the lineage holds {n} designs; rebuild the archive with "
+                    f"`alma-tui repair --repo {args.repo}`"
+                )
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -684,8 +809,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
                 actions.append(f"the store could not be read ({exc}); moved it to {broken}")
                 store = Store(repo)
             actions += reconcile(store, lineage, store.get_run(), rebuild=True)
-            best = max((d for d in store.designs() if d.status == "accepted" and d.score is not None
-                        and d.commit), key=lambda d: (d.score, -d.seq), default=None)
+            best = max(
+                (d for d in store.designs() if d.status == "accepted" and d.score is not None and d.commit),
+                key=lambda d: (d.score, -d.seq),
+                default=None,
+            )
             if best is not None:
                 update = lineage.set_best(best.commit)
                 if not update.worktree:
@@ -729,8 +857,9 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
             return ref, code
         except git.GitError:  # unknown rev, or a broken .git: not a design either way
             pass
-    raise CliError(f"unknown design {ref!r}: not a .py file, built-in ({', '.join(BUILTIN)}), "
-                   f"archive id or git rev in {repo}")
+    raise CliError(
+        f"unknown design {ref!r}: not a .py file, built-in ({', '.join(BUILTIN)}), archive id or git rev in {repo}"
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -749,8 +878,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from alma_tui.llm.client import RoleParams
 
     env_file = str(Path(args.env_file).expanduser().resolve()) if args.env_file else None
-    _check_models(SearchConfig(meta_model="offline/meta", agent_model=agent_model, api_base=args.api_base,
-                               embedding_model=args.embedding_model, env_file=env_file))
+    _check_models(
+        SearchConfig(
+            meta_model="offline/meta",
+            agent_model=agent_model,
+            api_base=args.api_base,
+            embedding_model=args.embedding_model,
+            env_file=env_file,
+        )
+    )
     for flag in ("runs", "collection", "deployment"):
         if getattr(args, flag) < 1:
             raise CliError(f"--{flag} must be at least 1")
@@ -762,29 +898,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     agent_params = RoleParams(args.agent_temperature, args.agent_reasoning)
     llm = LLMClient(api_base=args.api_base, role_params={"agent": agent_params, "design": agent_params})
-    evaluator = Evaluator(domain, lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s),
-                          limits=SandboxLimits(isolate=iso.strong))
-    settings = EvalSettings(n_collection=args.collection, n_deployment=args.deployment, runs=args.runs,
-                            split=args.split, seed=args.seed, protocol=args.protocol)
+    evaluator = Evaluator(
+        domain,
+        lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s),
+        limits=SandboxLimits(isolate=iso.strong),
+    )
+    settings = EvalSettings(
+        n_collection=args.collection,
+        n_deployment=args.deployment,
+        runs=args.runs,
+        split=args.split,
+        seed=args.seed,
+        protocol=args.protocol,
+    )
     from alma_tui.engine.evaluator import Hooks
 
-    hooks = Hooks(design_embed=lambda texts: llm.embed(texts, model=args.embedding_model),
-                  design_llm=lambda p, s: llm.complete(
-                      ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
-                      model=agent_model, role="design", seed=args.seed))
+    hooks = Hooks(
+        design_embed=lambda texts: llm.embed(texts, model=args.embedding_model),
+        design_llm=lambda p, s: llm.complete(
+            ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
+            model=agent_model,
+            role="design",
+            seed=args.seed,
+        ),
+    )
     try:
         result = evaluator.evaluate(code, settings, hooks)
     except EvaluationFailed as exc:
         raise CliError(f"{label} failed: {exc.reason}") from exc
-    out = {"design": label, "domain": domain_name, "split": args.split, "agent_model": agent_model,
-           "score": result.score, "score_se": result.score_se, "run_scores": result.run_scores,
-           "per_task": result.per_task(), "wall_s": round(result.wall_s, 2)}
+    out = {
+        "design": label,
+        "domain": domain_name,
+        "split": args.split,
+        "agent_model": agent_model,
+        "score": result.score,
+        "score_se": result.score_se,
+        "run_scores": result.run_scores,
+        "per_task": result.per_task(),
+        "wall_s": round(result.wall_s, 2),
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{label} on {domain_name}/{args.split} with {agent_model}: "
-              f"{result.score:.3f} ± {result.score_se:.3f} (runs: "
-              f"{', '.join(f'{x:.3f}' for x in result.run_scores)}) in {result.wall_s:.1f}s")
+        print(
+            f"{label} on {domain_name}/{args.split} with {agent_model}: "
+            f"{result.score:.3f} ± {result.score_se:.3f} (runs: "
+            f"{', '.join(f'{x:.3f}' for x in result.run_scores)}) in {result.wall_s:.1f}s"
+        )
     return 0
 
 

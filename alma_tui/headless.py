@@ -104,10 +104,16 @@ class HeadlessReporter:
 
 def archive_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="archive", title_justify="left", expand=True)
-    for col, kw in (("id", {"no_wrap": True}), ("parent", {"no_wrap": True}), ("it", {"justify": "right"}),
-                    ("title", {"ratio": 1, "no_wrap": True, "overflow": "ellipsis", "min_width": 16}),
-                    ("score", {"justify": "right", "no_wrap": True}), ("status", {"no_wrap": True}),
-                    ("visits", {"justify": "right"}), ("commit", {"no_wrap": True})):
+    for col, kw in (
+        ("id", {"no_wrap": True}),
+        ("parent", {"no_wrap": True}),
+        ("it", {"justify": "right"}),
+        ("title", {"ratio": 1, "no_wrap": True, "overflow": "ellipsis", "min_width": 16}),
+        ("score", {"justify": "right", "no_wrap": True}),
+        ("status", {"no_wrap": True}),
+        ("visits", {"justify": "right"}),
+        ("commit", {"no_wrap": True}),
+    ):
         table.add_column(col, **kw)
     best = max((r["score"] for r in rows if r["status"] == "accepted" and r["score"] is not None), default=None)
     for r in rows:
@@ -120,7 +126,14 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
         if r["status"] == "accepted" and r["score"] == best:
             status = "best"
             style = "bold green"
-        table.add_row(r["id"], r["parent"] or "-", str(r.get("iteration", "")),
-                      Text(sanitize(r["title"] or "", newlines=False)), score,
-                      f"[{style}]{status}[/]{flags}", str(r.get("visits", 0)), (r["commit"] or "")[:8])
+        table.add_row(
+            r["id"],
+            r["parent"] or "-",
+            str(r.get("iteration", "")),
+            Text(sanitize(r["title"] or "", newlines=False)),
+            score,
+            f"[{style}]{status}[/]{flags}",
+            str(r.get("visits", 0)),
+            (r["commit"] or "")[:8],
+        )
     return table

@@ -37,10 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50_000)
     args = ap.parse_args()
-    print(
-        f"household env: {measure(args.steps):,.0f} steps/s "
-        "(incl. env construction and admissible_actions)"
-    )
+    print(f"household env: {measure(args.steps):,.0f} steps/s (incl. env construction and admissible_actions)")
 
 
 if __name__ == "__main__":

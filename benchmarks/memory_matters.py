@@ -68,9 +68,7 @@ class AggregatedFacts(MemoryDesign):
         return "\n".join(lines)
 
 
-def evaluate(
-    design_cls, domain, tasks, n_collect: int, runs: int, seed: int
-) -> tuple[float, list[float], float]:
+def evaluate(design_cls, domain, tasks, n_collect: int, runs: int, seed: int) -> tuple[float, list[float], float]:
     """Batched protocol; returns (mean success, per-run means, wall seconds)."""
     t0 = time.perf_counter()
     collect, deploy = tasks[:n_collect], tasks[n_collect:]

@@ -40,11 +40,7 @@ def load_design(code: str) -> type[MemoryDesign]:
     """The MemoryDesign subclass defined by ``code`` (exec'd in a fresh namespace)."""
     ns: dict = {"__name__": "design_under_test"}
     exec(compile(code, "<design>", "exec"), ns)
-    classes = [
-        v
-        for v in ns.values()
-        if isinstance(v, type) and issubclass(v, MemoryDesign) and v is not MemoryDesign
-    ]
+    classes = [v for v in ns.values() if isinstance(v, type) and issubclass(v, MemoryDesign) and v is not MemoryDesign]
     if len(classes) != 1:
         raise ValueError(f"expected one MemoryDesign subclass, found {len(classes)}")
     return classes[0]
@@ -57,9 +53,7 @@ class Result:
     episodes: list[dict] = field(default_factory=list)
 
 
-def evaluate(
-    code: str, seeds: list[int], n_collect: int = 12, n_deploy: int = 12, runs: int = 3
-) -> Result:
+def evaluate(code: str, seeds: list[int], n_collect: int = 12, n_deploy: int = 12, runs: int = 3) -> Result:
     """Batched protocol (collection with empty memory, update, deployment x runs),
     averaged over task shuffles ``seeds``; deployment episodes keep their memory."""
     cls = load_design(code)
@@ -72,9 +66,7 @@ def evaluate(
         design = cls(Services(embed=hash_embed))
         eps = []
         for i, t in enumerate(collect):
-            ep, _ = run_episode(
-                DOMAIN.make_env(t), t, DOMAIN, "", lambda m, s=seed * 1000 + i: choose_action(m, s)
-            )
+            ep, _ = run_episode(DOMAIN.make_env(t), t, DOMAIN, "", lambda m, s=seed * 1000 + i: choose_action(m, s))
             eps.append(ep)
         for ep in eps:
             design.update(ep)
@@ -116,9 +108,7 @@ def validate(code: str) -> None:
         design.update(Episode.from_dict(ep.to_dict()))
         del obs0
     for t in tasks[2:]:
-        design.retrieve(
-            Query(t.goal, DOMAIN.make_env(t).reset(), [Step("", "look")], 0, DOMAIN.name, t.task_id)
-        )
+        design.retrieve(Query(t.goal, DOMAIN.make_env(t).reset(), [Step("", "look")], 0, DOMAIN.name, t.task_id))
     json.dumps(design.snapshot())
 
 
@@ -135,16 +125,12 @@ class Node:
     repairs: int = 0
 
 
-def search(
-    iterations: int, seeds: list[int], meta_seed: int = 0, verbose: bool = True
-) -> list[Node]:
+def search(iterations: int, seeds: list[int], meta_seed: int = 0, verbose: bool = True) -> list[Node]:
     """A small in-process ALMA search from trajectory retrieval with the offline meta agent."""
     base_code = (ROOT / "alma_tui/designs/trajectory_retrieval.py").read_text()
     nomem_code = (ROOT / "alma_tui/designs/no_memory.py").read_text()
     nomem = evaluate(nomem_code, seeds)
-    root = Node(
-        "trajectory_retrieval", None, "Trajectory retrieval", base_code, evaluate(base_code, seeds)
-    )
+    root = Node("trajectory_retrieval", None, "Trajectory retrieval", base_code, evaluate(base_code, seeds))
     archive = [root]
     if verbose:
         print(f"no_memory {nomem.score:.3f}   trajectory_retrieval {root.result.score:.3f}")
@@ -180,9 +166,7 @@ def search(
             except Exception as exc:
                 repairs += 1
                 if repairs > 3:
-                    raise MetaAgentError(
-                        f"child of {parent.design_id} never validated: {exc!r}"
-                    ) from exc
+                    raise MetaAgentError(f"child of {parent.design_id} never validated: {exc!r}") from exc
                 title, code, _ = agent.repair(info, code, f"{type(exc).__name__}: {exc}")
         result = evaluate(code, seeds)
         node = Node(

@@ -49,18 +49,45 @@ def main() -> int:
         from tests.openai_stub import StubServer
 
         os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-dummy")
-        litellm_module().register_model({  # gpt-5 / gpt-5-nano list prices, for scale
-            "openai/stub-meta": {"input_cost_per_token": 1.25e-6, "output_cost_per_token": 1e-5,
-                                 "litellm_provider": "openai", "mode": "chat"},
-            "openai/stub-agent": {"input_cost_per_token": 5e-8, "output_cost_per_token": 4e-7,
-                                  "litellm_provider": "openai", "mode": "chat"}})
+        litellm_module().register_model(
+            {  # gpt-5 / gpt-5-nano list prices, for scale
+                "openai/stub-meta": {
+                    "input_cost_per_token": 1.25e-6,
+                    "output_cost_per_token": 1e-5,
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                },
+                "openai/stub-agent": {
+                    "input_cost_per_token": 5e-8,
+                    "output_cost_per_token": 4e-7,
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                },
+            }
+        )
         stub = StubServer(reasoning_tokens=0).__enter__()
         args.meta_model, args.agent_model, args.api_base = "openai/stub-meta", "openai/stub-agent", stub.base_url
     repo = args.repo or Path(tempfile.mkdtemp(prefix="alma-real-")) / "repo"
-    argv = ["run", "--headless", "--repo", str(repo), "--meta-model", args.meta_model or "offline/meta",
-            "--agent-model", args.agent_model or "offline/agent", "--iterations", str(args.iterations),
-            "--parents", str(args.parents), "--collection", str(args.collection),
-            "--deployment", str(args.deployment), "--runs", str(args.runs)]
+    argv = [
+        "run",
+        "--headless",
+        "--repo",
+        str(repo),
+        "--meta-model",
+        args.meta_model or "offline/meta",
+        "--agent-model",
+        args.agent_model or "offline/agent",
+        "--iterations",
+        str(args.iterations),
+        "--parents",
+        str(args.parents),
+        "--collection",
+        str(args.collection),
+        "--deployment",
+        str(args.deployment),
+        "--runs",
+        str(args.runs),
+    ]
     if args.api_base:
         argv += ["--api-base", args.api_base]
     if args.budget_usd is not None:
@@ -73,10 +100,23 @@ def main() -> int:
     store = Store(repo, create=False)
     designs = {d.id: d for d in store.designs()}
     per = design_totals(store)
-    out = {"rc": rc, "status": store.get_run().status, "wall_s": round(wall, 1), "roles": role_totals(store),
-           "designs": {did: {"status": designs[did].status, "origin": designs[did].origin,
-                             "score": designs[did].score, **{k: v for k, v in t.items() if k != "by_role"},
-                             "by_role": t["by_role"]} for did, t in sorted(per.items()) if did in designs}}
+    out = {
+        "rc": rc,
+        "status": store.get_run().status,
+        "wall_s": round(wall, 1),
+        "roles": role_totals(store),
+        "designs": {
+            did: {
+                "status": designs[did].status,
+                "origin": designs[did].origin,
+                "score": designs[did].score,
+                **{k: v for k, v in t.items() if k != "by_role"},
+                "by_role": t["by_role"],
+            }
+            for did, t in sorted(per.items())
+            if did in designs
+        },
+    }
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -84,11 +124,14 @@ def main() -> int:
     print(f"{'design':7} {'origin':8} {'status':9} {'calls':>6} {'tokens':>9} {'reason':>7} {'cost $':>8}  by role")
     for did, t in out["designs"].items():
         roles = ", ".join(f"{r} {v['calls']}c/{v['tokens']}t" for r, v in sorted(t["by_role"].items()))
-        print(f"{did:7} {t['origin']:8} {t['status']:9} {t['calls']:6d} {t['tokens']:9,d} {t['reasoning_tokens']:7d} "
-              f"{t['cost_usd']:8.4f}  {roles}")
+        print(
+            f"{did:7} {t['origin']:8} {t['status']:9} {t['calls']:6d} {t['tokens']:9,d} {t['reasoning_tokens']:7d} "
+            f"{t['cost_usd']:8.4f}  {roles}"
+        )
     for role, t in sorted(out["roles"].items()):
-        print(f"role {role:7} {t['calls']:6d} calls {t['tokens']:10,d} tokens ${t['cost_usd']:.4f} "
-              f"retries {t['retries']}")
+        print(
+            f"role {role:7} {t['calls']:6d} calls {t['tokens']:10,d} tokens ${t['cost_usd']:.4f} retries {t['retries']}"
+        )
     return 0
 
 

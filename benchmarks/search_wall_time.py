@@ -28,12 +28,32 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="alma-bench-"))
     repo = tmp / "designs_repo"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "alma_tui", "run", "--headless", "--repo", str(repo),
-                    "--iterations", str(args.iterations), "--seed", str(args.seed)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alma_tui",
+            "run",
+            "--headless",
+            "--repo",
+            str(repo),
+            "--iterations",
+            str(args.iterations),
+            "--seed",
+            str(args.seed),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - t0
-    rows = json.loads(subprocess.run([sys.executable, "-m", "alma_tui", "designs", "--repo", str(repo), "--json"],
-                                     check=True, capture_output=True, text=True).stdout)
+    rows = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "alma_tui", "designs", "--repo", str(repo), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     by_id = {r["id"]: r for r in rows}
     accepted = [r for r in rows if r["status"] == "accepted"]
     best = max(accepted, key=lambda r: r["score"])
@@ -42,8 +62,10 @@ def main() -> None:
     print(f"no_memory         {by_id['d001']['score']:.3f} ± {by_id['d001']['score_se']:.3f}")
     print(f"trajectory_retr.  {by_id['d002']['score']:.3f} ± {by_id['d002']['score_se']:.3f}")
     print(f"best found        {best['score']:.3f} ± {best['score_se']:.3f}  {best['id']}: {best['title']}")
-    print(f"designs           {len(accepted)} accepted, {len(rows) - len(accepted)} rejected, "
-          f"{sum(r['repairs'] for r in rows)} repairs")
+    print(
+        f"designs           {len(accepted)} accepted, {len(rows) - len(accepted)} rejected, "
+        f"{sum(r['repairs'] for r in rows)} repairs"
+    )
     if args.keep:
         print(f"repo kept at      {repo}")
     else:

@@ -56,17 +56,12 @@ print(json.dumps(out))
 def first_frame(repo: Path, runs: int) -> dict[str, float]:
     rows = []
     for _ in range(runs):
-        r = subprocess.run(
-            [sys.executable, "-c", CHILD, str(repo)], capture_output=True, text=True, timeout=120
-        )
+        r = subprocess.run([sys.executable, "-c", CHILD, str(repo)], capture_output=True, text=True, timeout=120)
         line = [x for x in r.stdout.splitlines() if x.startswith("{")]
         if not line:
             raise SystemExit(f"benchmark child failed:\n{r.stderr[-2000:]}")
         rows.append(json.loads(line[-1]))
-    return {
-        k: statistics.median(r[k] for r in rows)
-        for k in ("import_s", "first_frame_s", "first_data_s")
-    }
+    return {k: statistics.median(r[k] for r in rows) for k in ("import_s", "first_frame_s", "first_data_s")}
 
 
 def check_lazy_imports() -> bool:
@@ -167,16 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_fixture_repo(Path(tmp) / "designs_repo", git=False)
         ff = first_frame(repo, args.runs)
-        print(
-            f"import alma_tui.tui.app        {ff['import_s'] * 1000:7.0f} ms  (median of {args.runs})"
-        )
+        print(f"import alma_tui.tui.app        {ff['import_s'] * 1000:7.0f} ms  (median of {args.runs})")
         print(f"process start -> first frame   {ff['first_frame_s'] * 1000:7.0f} ms")
         print(f"process start -> first data    {ff['first_data_s'] * 1000:7.0f} ms")
         print(f"store/sqlmodel/git/litellm not imported before first frame: {check_lazy_imports()}")
         lat = asyncio.run(latency(repo, args.events))
     print(
-        f"streamed {lat['events']:,} events (writer {lat['writer_s']:.2f}s, UI caught up "
-        f"{lat['ui_caught_up_s']:.2f}s)"
+        f"streamed {lat['events']:,} events (writer {lat['writer_s']:.2f}s, UI caught up {lat['ui_caught_up_s']:.2f}s)"
     )
     print(
         f"key -> selection round trip    p50 {lat['key_rtt_p50_ms']:.1f} ms  p95 "

@@ -67,13 +67,15 @@ def _best(app) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--repo", type=Path, help="a repo with .alma/alma.db (default: the test fixture)"
-    )
+    ap.add_argument("--repo", type=Path, help="a repo with .alma/alma.db (default: the test fixture)")
     ap.add_argument("--design", help="design to show in the detail shots (default: the best)")
     ap.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    ap.add_argument("--offline-run", type=int, metavar="N",
-                    help="first run a real N-iteration offline search (seed 0) and shoot that")
+    ap.add_argument(
+        "--offline-run",
+        type=int,
+        metavar="N",
+        help="first run a real N-iteration offline search (seed 0) and shoot that",
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     clock = None
@@ -83,9 +85,23 @@ def main(argv: list[str] | None = None) -> int:
             import subprocess
 
             repo = Path(tmp) / "designs_repo"
-            subprocess.run([sys.executable, "-m", "alma_tui", "run", "--headless", "--repo", str(repo),
-                            "--iterations", str(args.offline_run), "--seed", "0"],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "alma_tui",
+                    "run",
+                    "--headless",
+                    "--repo",
+                    str(repo),
+                    "--iterations",
+                    str(args.offline_run),
+                    "--seed",
+                    "0",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         elif repo is None:
             from tui_fixture import FIXED_NOW, make_fixture_repo
 

@@ -195,8 +195,9 @@ class StubServer:
         self._httpd.server_close()
 
     # -- handling -----------------------------------------------------------------------
-    def _send_json(self, h: BaseHTTPRequestHandler, status: int, payload: dict,
-                   headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
@@ -224,9 +225,17 @@ class StubServer:
         answer = self._next(kind)
         if isinstance(answer, Fail):
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else {}
-            return self._send_json(h, answer.status, {"error": {"message": answer.message,
-                                                                "type": "rate_limit" if answer.status == 429
-                                                                else "server_error"}}, extra)
+            return self._send_json(
+                h,
+                answer.status,
+                {
+                    "error": {
+                        "message": answer.message,
+                        "type": "rate_limit" if answer.status == 429 else "server_error",
+                    }
+                },
+                extra,
+            )
         if isinstance(answer, Drop):
             h.close_connection = True
             h.connection.close()
@@ -237,23 +246,35 @@ class StubServer:
         text = answer if isinstance(answer, str) else self.default_answer(kind, messages)
         rec.answered = text
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _tokens(text) + self.reasoning_tokens,
-                 "total_tokens": prompt_tokens + _tokens(text) + self.reasoning_tokens,
-                 "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens}}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": _tokens(text) + self.reasoning_tokens,
+            "total_tokens": prompt_tokens + _tokens(text) + self.reasoning_tokens,
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
         model = body.get("model", "stub")
         cid = "chatcmpl-" + hashlib.md5(text.encode()).hexdigest()[:12]
         if body.get("stream"):
-            return self._stream(h, cid, model, text, usage,
-                                bool((body.get("stream_options") or {}).get("include_usage")))
-        self._send_json(h, 200, {
-            "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": usage,
-        })
+            return self._stream(
+                h, cid, model, text, usage, bool((body.get("stream_options") or {}).get("include_usage"))
+            )
+        self._send_json(
+            h,
+            200,
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": usage,
+            },
+        )
         return None
 
-    def _stream(self, h: BaseHTTPRequestHandler, cid: str, model: str, text: str, usage: dict,
-                include_usage: bool) -> None:
+    def _stream(
+        self, h: BaseHTTPRequestHandler, cid: str, model: str, text: str, usage: dict, include_usage: bool
+    ) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")
         h.send_header("Cache-Control", "no-cache")
@@ -267,11 +288,10 @@ class StubServer:
             h.wfile.flush()
 
         base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                    "finish_reason": None}]})
+        event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
         step = 64
         for i in range(0, len(text), step):
-            event({**base, "choices": [{"index": 0, "delta": {"content": text[i:i + step]}, "finish_reason": None}]})
+            event({**base, "choices": [{"index": 0, "delta": {"content": text[i : i + step]}, "finish_reason": None}]})
         event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if include_usage:
             event({**base, "choices": [], "usage": usage})
@@ -287,5 +307,13 @@ class StubServer:
             vec = [(b - 128) / 128.0 for b in digest[:16]]
             data.append({"object": "embedding", "index": i, "embedding": vec})
         tokens = sum(_tokens(str(t)) for t in inputs)
-        self._send_json(h, 200, {"object": "list", "data": data, "model": body.get("model", "stub-embed"),
-                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        self._send_json(
+            h,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", "stub-embed"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )

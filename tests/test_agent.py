@@ -20,31 +20,21 @@ ADM = [
     "take mug 1 from cabinet 3",
     "look",
 ]
-RECS = frozenset(
-    {"cabinet 1", "cabinet 3", "cabinet 4", "drawer 2", "sinkbasin 1", "coffeemachine 1"}
-)
+RECS = frozenset({"cabinet 1", "cabinet 3", "cabinet 4", "drawer 2", "sinkbasin 1", "coffeemachine 1"})
 
 
 def test_prompt_format():
     assert system_prompt("Do things.", "") == "Do things."
     assert system_prompt("Do things.", "  \n") == "Do things."
-    assert (
-        system_prompt("Do things.", "mug: cabinet 4")
-        == f"Do things.\n\n{MEMORY_HEADING}\nmug: cabinet 4"
-    )
-    assert (
-        step_message("You see x.", ["look", "go to a 1"])
-        == "You see x.\n\nAdmissible actions:\n- look\n- go to a 1"
-    )
+    assert system_prompt("Do things.", "mug: cabinet 4") == f"Do things.\n\n{MEMORY_HEADING}\nmug: cabinet 4"
+    assert step_message("You see x.", ["look", "go to a 1"]) == "You see x.\n\nAdmissible actions:\n- look\n- go to a 1"
 
 
 def test_match_action():
     assert match_action("look", ADM) == "look"
     assert match_action("  Go To  Cabinet 1. ", ADM) == "go to cabinet 1"
     assert match_action("Action: `open cabinet 3`", ADM) == "open cabinet 3"
-    assert (
-        match_action("I think so.\n> take mug 1 from cabinet 3", ADM) == "take mug 1 from cabinet 3"
-    )
+    assert match_action("I think so.\n> take mug 1 from cabinet 3", ADM) == "take mug 1 from cabinet 3"
     assert match_action("take mug 1 from cabinet3", ADM) == "take mug 1 from cabinet 3"
     assert match_action("dance wildly", ADM) is None
     assert match_action("", ADM) is None
@@ -55,12 +45,7 @@ def test_trim_history():
     for i in range(50):
         msgs += [{"role": "assistant", "content": f"a{i}"}, {"role": "user", "content": f"o{i}"}]
     out = trim_history(msgs, 20)
-    assert (
-        len(out) == 42
-        and out[:2] == msgs[:2]
-        and out[2]["content"] == "a30"
-        and out[-1]["content"] == "o49"
-    )
+    assert len(out) == 42 and out[:2] == msgs[:2] and out[2]["content"] == "a30" and out[-1]["content"] == "o49"
 
 
 def test_run_episode_unmatched_counts_and_corrects():
@@ -105,9 +90,7 @@ def test_memory_votes_rules():
     assert obj["cabinet 4"] > obj["cabinet 3"] > obj["drawer 2"] > 0 > obj["cabinet 1"]
     assert "coffeemachine 1" not in obj and "sinkbasin 1" not in obj
     assert tool == {"sinkbasin 1": tool["sinkbasin 1"]} and tool["sinkbasin 1"] > 0
-    obj2, _ = memory_votes(
-        "mug found 3 times in drawer 2\nmug in cabinet 4", "mug", "", "coffeemachine 1", RECS
-    )
+    obj2, _ = memory_votes("mug found 3 times in drawer 2\nmug in cabinet 4", "mug", "", "coffeemachine 1", RECS)
     assert obj2["drawer 2"] > obj2["cabinet 4"]
 
 
@@ -191,19 +174,13 @@ def test_builtin_designs():
     json.dumps(nm.snapshot())
 
     calls = []
-    tr = load_builtin_class("trajectory_retrieval")(
-        Services(embed=lambda t: calls.append(t) or hash_embed(t))
-    )
+    tr = load_builtin_class("trajectory_retrieval")(Services(embed=lambda t: calls.append(t) or hash_embed(t)))
     assert tr.retrieve(Query("put a mug in coffeemachine 1", "")) == ""
     tr.update(_episode("put a mug in coffeemachine 1", "cottage", True))
     tr.update(_episode("heat an egg and put it in fridge 1", "apartment", False))
-    q = Query(
-        "put a mug in coffeemachine 1", "You are in the middle of a room in a cottage. You see x."
-    )
+    q = Query("put a mug in coffeemachine 1", "You are in the middle of a room in a cottage. You see x.")
     out = tr.retrieve(q)
-    assert (
-        "open cabinet 4 -> You open the cabinet 4" in out and "put a mug in coffeemachine 1" in out
-    )
+    assert "open cabinet 4 -> You open the cabinet 4" in out and "put a mug in coffeemachine 1" in out
     n = len(calls)
     assert tr.retrieve(q) == out and len(calls) == n  # keys and queries embedded once
     assert tr.retrieve(Query("zzz qqq", "")) == ""  # nothing passes the threshold: no crash

@@ -23,8 +23,17 @@ from alma_tui.llm.offline import offline_answer
 from alma_tui.sandbox import validate_design
 
 BASELINES = ["reasoning_bank", "dynamic_cheatsheet", "g_memory"]
-GARBAGE = ["", "nonsense", "<cheatsheet>", "</cheatsheet> stray", "<key_steps>half",
-           "<rules></rules>", "# Memory Item 1\n## Title\n", "<mistake>", "\n\n   \n"]
+GARBAGE = [
+    "",
+    "nonsense",
+    "<cheatsheet>",
+    "</cheatsheet> stray",
+    "<key_steps>half",
+    "<rules></rules>",
+    "# Memory Item 1\n## Title\n",
+    "<mistake>",
+    "\n\n   \n",
+]
 
 
 def offline_llm(prompt: str, system: str | None = None) -> str:
@@ -122,8 +131,15 @@ def test_garbage_llm_answers_never_raise(name: str, garbage: str) -> None:
 
 def test_dynamic_cheatsheet_tags_replace_and_cap() -> None:
     cls = load_builtin_class("dynamic_cheatsheet")
-    answers = iter(["<cheatsheet>\n- first note\n</cheatsheet>", "thinking...\n<cheatsheet>- second\n</cheatsheet>",
-                    "<cheatsheet>   </cheatsheet>", "<cheatsheet>unclosed addition", "x" * 10_000])
+    answers = iter(
+        [
+            "<cheatsheet>\n- first note\n</cheatsheet>",
+            "thinking...\n<cheatsheet>- second\n</cheatsheet>",
+            "<cheatsheet>   </cheatsheet>",
+            "<cheatsheet>unclosed addition",
+            "x" * 10_000,
+        ]
+    )
     d = cls(services(lambda p, s=None: next(answers)))
     ep = household()[0][0]
     d.update(ep)
@@ -140,12 +156,31 @@ def test_dynamic_cheatsheet_tags_replace_and_cap() -> None:
 
 def test_g_memory_keeps_negative_reward_steps_and_scores_rules() -> None:
     cls = load_builtin_class("g_memory")
-    d = cls(services(lambda p, s=None: "<rules>\n- search cabinets first\n</rules>" if "Current rules" in p
-                     else "<key_steps>\n- open cabinet 1\n</key_steps>"))
-    penalised = [Episode("household", f"t{i}", "put a mug in shelf 1", "You are in a house.",
-                         [Step("go to cabinet 1", "You arrive at cabinet 1.", -0.1),
-                          Step("open cabinet 1", "You open the cabinet 1.", -0.1)], False, 0.0, 2)
-                 for i in range(4)]
+    d = cls(
+        services(
+            lambda p, s=None: (
+                "<rules>\n- search cabinets first\n</rules>"
+                if "Current rules" in p
+                else "<key_steps>\n- open cabinet 1\n</key_steps>"
+            )
+        )
+    )
+    penalised = [
+        Episode(
+            "household",
+            f"t{i}",
+            "put a mug in shelf 1",
+            "You are in a house.",
+            [
+                Step("go to cabinet 1", "You arrive at cabinet 1.", -0.1),
+                Step("open cabinet 1", "You open the cabinet 1.", -0.1),
+            ],
+            False,
+            0.0,
+            2,
+        )
+        for i in range(4)
+    ]
     for ep in penalised:
         d.update(ep)
     snap = d.snapshot()
@@ -164,7 +199,8 @@ def test_g_memory_keeps_negative_reward_steps_and_scores_rules() -> None:
 @pytest.mark.parametrize("name", BASELINES)
 def test_validates_in_sandbox_from_source(name: str) -> None:
     eps, queries = household()
-    report = validate_design(builtin_source(name), episodes=eps, queries=queries,
-                             llm=offline_llm, embed=hash_embed, name=name)
+    report = validate_design(
+        builtin_source(name), episodes=eps, queries=queries, llm=offline_llm, embed=hash_embed, name=name
+    )
     assert all(isinstance(t, str) for t in report["retrieved"])
     json.dumps(report["snapshot"])

@@ -15,8 +15,14 @@ from tests.conftest import TINY
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alma_tui", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "alma_tui", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def one_line_error(cp: subprocess.CompletedProcess, code: int = 1) -> str:
@@ -46,8 +52,23 @@ def test_unknown_model(tmp_path: Path) -> None:
 
 def test_missing_api_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if "OPENAI" not in k}
-    cp = subprocess.run([sys.executable, "-m", "alma_tui", "run", "--headless", "--repo", str(tmp_path / "r"),
-                         "--meta-model", "openai/gpt-5"], capture_output=True, text=True, env=env, timeout=120)
+    cp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alma_tui",
+            "run",
+            "--headless",
+            "--repo",
+            str(tmp_path / "r"),
+            "--meta-model",
+            "openai/gpt-5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     line = one_line_error(cp)
     assert "OPENAI_API_KEY" in line
     assert not (tmp_path / "r").exists()  # nothing is created before the check passes
@@ -101,8 +122,10 @@ def test_eval_builtin_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = json.loads(capsys.readouterr().out)
     assert out["split"] == "test" and 0.0 <= out["score"] <= 1.0 and len(out["run_scores"]) == 1
     broken = tmp_path / "broken.py"
-    broken.write_text("from alma_tui.design_api import MemoryDesign\n"
-                      "class D(MemoryDesign):\n    def update(self, e):\n        raise ValueError('boom')\n")
+    broken.write_text(
+        "from alma_tui.design_api import MemoryDesign\n"
+        "class D(MemoryDesign):\n    def update(self, e):\n        raise ValueError('boom')\n"
+    )
     assert main(["eval", str(broken), *args]) == 1
     err = capsys.readouterr().err
     assert "boom" in err and "Traceback" not in err
@@ -136,10 +159,12 @@ def test_resuming_with_the_tui_does_not_load_the_store_first(tmp_path: Path) -> 
     """The TUI path reads stored settings with sqlite3; SQLModel (~0.6 s) loads in the engine."""
     repo = tmp_path / "r"
     assert main(["run", "--headless", "--repo", str(repo), "--iterations", "0", *TINY]) == 0
-    code = ("import sys, alma_tui.cli as c\n"
-            f"cfg = c.config_from_args(c.build_parser().parse_args(['run', '--repo', {str(repo)!r}]))\n"
-            "assert cfg.eval.n_collection == 4, cfg.eval\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlmodel', 'sqlalchemy', 'litellm')))\n")
+    code = (
+        "import sys, alma_tui.cli as c\n"
+        f"cfg = c.config_from_args(c.build_parser().parse_args(['run', '--repo', {str(repo)!r}]))\n"
+        "assert cfg.eval.n_collection == 4, cfg.eval\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlmodel', 'sqlalchemy', 'litellm')))\n"
+    )
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.strip() == "[]"

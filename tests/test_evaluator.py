@@ -94,7 +94,7 @@ def test_crashed_episode_counts_zero_and_is_logged() -> None:
 
 
 def test_design_failure_fails_the_evaluation_with_a_reason() -> None:
-    code = RECORDER.replace("return \"MEMORY-MARKER \" + query.task_id", "return 1 / 0")
+    code = RECORDER.replace('return "MEMORY-MARKER " + query.task_id', "return 1 / 0")
     with pytest.raises(EvaluationFailed) as info:
         Evaluator(get_domain("household"), agent).evaluate(code, SETTINGS)
     assert "ZeroDivisionError" in info.value.reason
@@ -104,9 +104,10 @@ def test_design_failure_does_not_cancel_the_search() -> None:
     """A failing design must abort its own evaluation only, never the caller's stop event."""
     import threading
 
-    code = RECORDER.replace("return \"MEMORY-MARKER \" + query.task_id",
-                            "if len(self.retrieves) > 2:\n            raise KeyError('late')\n"
-                            "        return 'x'")
+    code = RECORDER.replace(
+        'return "MEMORY-MARKER " + query.task_id',
+        "if len(self.retrieves) > 2:\n            raise KeyError('late')\n        return 'x'",
+    )
     cancel = threading.Event()
     with pytest.raises(EvaluationFailed) as info:
         Evaluator(get_domain("household"), agent).evaluate(code, SETTINGS, cancel=cancel)

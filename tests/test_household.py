@@ -93,13 +93,7 @@ def test_scripted_solution_succeeds_and_step_limit_ends():
         for a in solve(env):
             assert a in env.admissible_actions(), (task.goal, a)
             res = env.step(a)
-        assert (
-            res is not None
-            and res.done
-            and res.success
-            and res.reward == 1.0
-            and env.score() == 1.0
-        )
+        assert res is not None and res.done and res.success and res.reward == 1.0 and env.score() == 1.0
     env = d.make_env(d.tasks("train", 2, 1)[0])
     env.reset()
     for _ in range(d.max_steps):

@@ -9,8 +9,16 @@ from alma_tui.lineage import CommitInfo, Lineage
 
 
 def _info(did: str, parent: str | None, code: str) -> CommitInfo:
-    return CommitInfo(did, parent, f"title {did}", "why", code, {"id": did, "parent": parent}, "# analysis",
-                      {"Design-Id": did, "Parent-Design": parent or "none"})
+    return CommitInfo(
+        did,
+        parent,
+        f"title {did}",
+        "why",
+        code,
+        {"id": did, "parent": parent},
+        "# analysis",
+        {"Design-Id": did, "Parent-Design": parent or "none"},
+    )
 
 
 def git(repo: Path, *args: str) -> str:

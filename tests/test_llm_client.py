@@ -28,10 +28,22 @@ PRICED = "openai/stub-priced"
 @pytest.fixture(scope="module")
 def litellm():
     lm = litellm_module()
-    lm.register_model({PRICED: {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6,
-                                "litellm_provider": "openai", "mode": "chat"},
-                       "openai/stub-embed-priced": {"input_cost_per_token": 1e-7, "output_cost_per_token": 0.0,
-                                                    "litellm_provider": "openai", "mode": "embedding"}})
+    lm.register_model(
+        {
+            PRICED: {
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 4e-6,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            },
+            "openai/stub-embed-priced": {
+                "input_cost_per_token": 1e-7,
+                "output_cost_per_token": 0.0,
+                "litellm_provider": "openai",
+                "mode": "embedding",
+            },
+        }
+    )
     return lm
 
 
@@ -50,8 +62,9 @@ def client(server: StubServer, rows: list[dict], **kw) -> LLMClient:
 def test_complete_records_tokens_reasoning_cost(server: StubServer) -> None:
     rows: list[dict] = []
     llm = client(server, rows, role_params={"agent": RoleParams(temperature=0.3, reasoning_effort="low")})
-    text = llm.complete([{"role": "user", "content": "hello there"}], model=PRICED, role="agent",
-                        design_id="d003", seed=5)
+    text = llm.complete(
+        [{"role": "user", "content": "hello there"}], model=PRICED, role="agent", design_id="d003", seed=5
+    )
     assert text == "a short note from the stub"
     (row,) = rows
     assert row["ok"] and row["role"] == "agent" and row["design_id"] == "d003" and row["retries"] == 0
@@ -106,8 +119,9 @@ def test_stream_retry_after_429(server: StubServer) -> None:
     server.script("analyze", Fail(429, retry_after=0))
     llm = client(server, rows)
     out: list[str] = []
-    text = llm.complete([{"role": "user", "content": "### TASK: analyze"}], model=PRICED, role="meta",
-                        on_chunk=out.append)
+    text = llm.complete(
+        [{"role": "user", "content": "### TASK: analyze"}], model=PRICED, role="meta", on_chunk=out.append
+    )
     assert text.startswith("{") and rows[0]["retries"] == 1
 
 
@@ -145,8 +159,12 @@ def test_bad_key_is_a_model_error(server: StubServer) -> None:
 def test_concurrency_limit_per_model(server: StubServer) -> None:
     server.script("design", *[Hang(0.3)] * 6)
     llm = client(server, [], max_concurrent=2)
-    threads = [threading.Thread(target=llm.complete, args=([{"role": "user", "content": "x"}],),
-                                kwargs={"model": PRICED, "role": "design"}) for _ in range(6)]
+    threads = [
+        threading.Thread(
+            target=llm.complete, args=([{"role": "user", "content": "x"}],), kwargs={"model": PRICED, "role": "design"}
+        )
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -206,8 +224,7 @@ def test_check_model(monkeypatch: pytest.MonkeyPatch, litellm) -> None:
 def test_compatible_server_without_key(monkeypatch: pytest.MonkeyPatch, litellm) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with StubServer() as s:
-        LLMClient(api_base=s.base_url).complete([{"role": "user", "content": "x"}], model="openai/local",
-                                                role="agent")
+        LLMClient(api_base=s.base_url).complete([{"role": "user", "content": "x"}], model="openai/local", role="agent")
         assert s.requests[0].headers["authorization"] == "Bearer sk-no-key-needed"
 
 

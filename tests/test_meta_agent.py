@@ -33,13 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------
 
 
-def _episode(
-    i: int, kind: str, place: str, house: str, verb: str = "", success: bool = True
-) -> Episode:
-    recs = (
-        "a cabinet 1, a cabinet 2, a drawer 1, a countertop 1, "
-        "a microwave 1, a sinkbasin 1, a fridge 1"
-    )
+def _episode(i: int, kind: str, place: str, house: str, verb: str = "", success: bool = True) -> Episode:
+    recs = "a cabinet 1, a cabinet 2, a drawer 1, a countertop 1, a microwave 1, a sinkbasin 1, a fridge 1"
     adj = {"heat": "hot ", "cool": "cool ", "clean": "clean "}.get(verb, "")
     goal = f"put a {adj}{kind} in countertop 1"
     obs0 = (
@@ -48,24 +43,18 @@ def _episode(
     )
     steps = [
         Step("You arrive at drawer 1. The drawer 1 is closed.", "go to drawer 1"),
-        Step(
-            "You open the drawer 1. The drawer 1 is open. In it, you see a pen 1.", "open drawer 1"
-        ),
+        Step("You open the drawer 1. The drawer 1 is open. In it, you see a pen 1.", "open drawer 1"),
         Step(
             f"You arrive at {place}. On the {place}, you see a {kind} 1, and a apple 2.",
             f"go to {place}",
         ),
     ]
     if success:
-        steps.append(
-            Step(f"You pick up the {kind} 1 from the {place}.", f"take {kind} 1 from {place}")
-        )
+        steps.append(Step(f"You pick up the {kind} 1 from the {place}.", f"take {kind} 1 from {place}"))
         if verb:
             tool = {"heat": "microwave 1", "cool": "fridge 1", "clean": "sinkbasin 1"}[verb]
             steps.append(Step(f"You arrive at {tool}.", f"go to {tool}"))
-            steps.append(
-                Step(f"You {verb} the {kind} 1 using the {tool}.", f"{verb} {kind} 1 with {tool}")
-            )
+            steps.append(Step(f"You {verb} the {kind} 1 using the {tool}.", f"{verb} {kind} 1 with {tool}"))
         steps.append(Step("You put it.", f"put {kind} 1 in/on countertop 1", 1.0))
     return Episode("household", f"t{i}", goal, obs0, steps, success, float(success), len(steps))
 
@@ -104,9 +93,7 @@ def _parent(code: str, design_id: str = "p1", **kw) -> ParentInfo:
                 "goal": e.goal,
                 "success": i % 3 == 0,
                 "step_count": 12,
-                "memory": ""
-                if i % 4 == 0
-                else f"Task: x\n> go to cabinet {i % 3 + 1}\nYou arrive at cabinet 1.",
+                "memory": "" if i % 4 == 0 else f"Task: x\n> go to cabinet {i % 3 + 1}\nYou arrive at cabinet 1.",
                 "actions": [s.action for s in e.steps],
             }
         )
@@ -136,11 +123,7 @@ def _builtin(name: str) -> str:
 def _load(code: str) -> type[MemoryDesign]:
     ns: dict = {"__name__": "child"}
     exec(compile(code, "<child>", "exec"), ns)
-    classes = [
-        v
-        for v in ns.values()
-        if isinstance(v, type) and issubclass(v, MemoryDesign) and v is not MemoryDesign
-    ]
+    classes = [v for v in ns.values() if isinstance(v, type) and issubclass(v, MemoryDesign) and v is not MemoryDesign]
     assert len(classes) == 1
     return classes[0]
 
@@ -162,10 +145,7 @@ def _exercise(code: str, episodes: list[Episode]) -> list[str]:
         "put a pan in shelf 2",
         "put a cool apple in diningtable 1",
     ):
-        obs = (
-            "You are in the middle of a room in a cottage. "
-            "Looking quickly around you, you see a cabinet 1."
-        )
+        obs = "You are in the middle of a room in a cottage. Looking quickly around you, you see a cabinet 1."
         out = design.retrieve(Query(goal, obs))
         assert isinstance(out, str)
         outs.append(out)
@@ -232,9 +212,7 @@ def test_prompts_have_sections_and_round_trip() -> None:
 
 VALID = {
     "lessons_from_previous": "n/a",
-    "trajectory_assessments": [
-        {"task_id": 7, "memory_label": "Potentially Useful", "how_it_could_help": "x"}
-    ],
+    "trajectory_assessments": [{"task_id": 7, "memory_label": "Potentially Useful", "how_it_could_help": "x"}],
     "content_quality_issues": [],
     "structure_issues": [],
     "suggested_changes": [{"priority": 1, "what": "aggregate counts", "why": "noise"}],
@@ -243,9 +221,7 @@ VALID = {
 
 
 def test_analyze_retries_on_invalid_json_then_succeeds() -> None:
-    answers = iter(
-        ["Sure! here is my analysis: {not json", "```json\n" + json.dumps(VALID) + "\n```"]
-    )
+    answers = iter(["Sure! here is my analysis: {not json", "```json\n" + json.dumps(VALID) + "\n```"])
     seen: list[list[dict]] = []
 
     def complete(messages: list[dict]) -> str:
@@ -261,9 +237,7 @@ def test_analyze_retries_on_invalid_json_then_succeeds() -> None:
 
 
 def test_analyze_retries_on_schema_violation_and_gives_up_clearly() -> None:
-    bad = json.dumps(
-        {**VALID, "trajectory_assessments": [{"task_id": "1", "memory_label": "great"}]}
-    )
+    bad = json.dumps({**VALID, "trajectory_assessments": [{"task_id": "1", "memory_label": "great"}]})
     calls = []
 
     def complete(messages: list[dict]) -> str:
@@ -405,9 +379,15 @@ def test_write_prompt_shows_builtin_examples_and_a_real_episode() -> None:
     from alma_tui.engine import prompts
     from alma_tui.engine.meta_agent import ParentInfo
 
-    parent = ParentInfo(design_id="d002", title="t", code=builtin_source("trajectory_retrieval"),
-                        example_episode={"episode": {"goal": "put a clean mug in coffeemachine 1"},
-                                         "query": {"goal": "put a hot apple in fridge 1"}})
+    parent = ParentInfo(
+        design_id="d002",
+        title="t",
+        code=builtin_source("trajectory_retrieval"),
+        example_episode={
+            "episode": {"goal": "put a clean mug in coffeemachine 1"},
+            "query": {"goal": "put a hot apple in fridge 1"},
+        },
+    )
     text = prompts.write_messages(parent, "{}")[1]["content"]
     assert "### EXAMPLE DESIGNS" in text and "built-in design `dynamic_cheatsheet`" in text
     assert "built-in design `trajectory_retrieval`" not in text  # the parent itself is not repeated

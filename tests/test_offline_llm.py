@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from alma_tui.llm.offline import extractive_note, offline_answer
 
-TRAJ = ("Summarise this episode.\n"
-        "go to cabinet 3 -> You arrive at cabinet 3. On the cabinet 3, you see a mug 1.\n"
-        "take mug 1 from cabinet 3 -> You pick up the mug 1 from the cabinet 3.\n"
-        "heat mug 1 with microwave 1 -> You heat the mug 1 using the microwave 1.\n"
-        "take mug 1 from cabinet 3 -> Nothing happens.")
+TRAJ = (
+    "Summarise this episode.\n"
+    "go to cabinet 3 -> You arrive at cabinet 3. On the cabinet 3, you see a mug 1.\n"
+    "take mug 1 from cabinet 3 -> You pick up the mug 1 from the cabinet 3.\n"
+    "heat mug 1 with microwave 1 -> You heat the mug 1 using the microwave 1.\n"
+    "take mug 1 from cabinet 3 -> Nothing happens."
+)
 
 
 def test_design_prompt_gets_its_evidence_lines() -> None:
     note = offline_answer("offline/agent", [{"role": "user", "content": TRAJ}], seed=0)
-    assert note.splitlines() == ["- On the cabinet 3, you see a mug 1", "- take mug 1 from cabinet 3",
-                                 "- heat mug 1 with microwave 1"]  # in order, deduplicated
+    assert note.splitlines() == [
+        "- On the cabinet 3, you see a mug 1",
+        "- take mug 1 from cabinet 3",
+        "- heat mug 1 with microwave 1",
+    ]  # in order, deduplicated
 
 
 def test_prompt_without_evidence_is_summarised_deterministically() -> None:
@@ -24,6 +29,7 @@ def test_prompt_without_evidence_is_summarised_deterministically() -> None:
 
 def test_acting_step_still_gets_an_action() -> None:
     step = "You are in the middle of a room.\n\nAdmissible actions:\n- look\n- go to cabinet 1"
-    answer = offline_answer("offline/agent", [{"role": "system", "content": "Act."},
-                                              {"role": "user", "content": step}], seed=0)
+    answer = offline_answer(
+        "offline/agent", [{"role": "system", "content": "Act."}, {"role": "user", "content": step}], seed=0
+    )
     assert answer in ("look", "go to cabinet 1")

@@ -19,18 +19,40 @@ from tests.openai_stub import BROKEN_CODE, DESIGN_CODE, MARKER, Fail, Hang, Stub
 
 KEY = "sk-stub-secret-key-0123456789abcdef"
 META, AGENT = "openai/stub-meta", "openai/stub-agent"
-SMALL = ["--collection", "3", "--deployment", "3", "--runs", "1", "--iterations", "1", "--parents", "1",
-         "--concurrency", "2"]
+SMALL = [
+    "--collection",
+    "3",
+    "--deployment",
+    "3",
+    "--runs",
+    "1",
+    "--iterations",
+    "1",
+    "--parents",
+    "1",
+    "--concurrency",
+    "2",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def prices() -> None:
-    litellm_module().register_model({
-        META: {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "litellm_provider": "openai",
-               "mode": "chat"},
-        AGENT: {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7, "litellm_provider": "openai",
-                "mode": "chat"},
-    })
+    litellm_module().register_model(
+        {
+            META: {
+                "input_cost_per_token": 2e-6,
+                "output_cost_per_token": 8e-6,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            },
+            AGENT: {
+                "input_cost_per_token": 1e-7,
+                "output_cost_per_token": 4e-7,
+                "litellm_provider": "openai",
+                "mode": "chat",
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -41,8 +63,24 @@ def server(monkeypatch: pytest.MonkeyPatch):
 
 
 def run(repo: Path, server: StubServer, *extra: str) -> int:
-    return main(["run", "--headless", "--repo", str(repo), "--meta-model", META, "--agent-model", AGENT,
-                 "--api-base", server.base_url, "--llm-timeout", "1.5", *SMALL, *extra])
+    return main(
+        [
+            "run",
+            "--headless",
+            "--repo",
+            str(repo),
+            "--meta-model",
+            META,
+            "--agent-model",
+            AGENT,
+            "--api-base",
+            server.base_url,
+            "--llm-timeout",
+            "1.5",
+            *SMALL,
+            *extra,
+        ]
+    )
 
 
 def git(repo: Path, *args: str) -> str:
@@ -65,8 +103,7 @@ def test_search_with_real_protocol_over_http(repo: Path, server: StubServer) -> 
     # agent: a rate limit and a timeout, both retried
     server.script("agent", Fail(429, retry_after=0), Hang(3.0))
     started = time.perf_counter()
-    assert run(repo, server, "--meta-reasoning", "high", "--agent-reasoning", "low",
-               "--agent-temperature", "0.2") == 0
+    assert run(repo, server, "--meta-reasoning", "high", "--agent-reasoning", "low", "--agent-temperature", "0.2") == 0
     wall = time.perf_counter() - started
 
     store = Store(repo, create=False)
@@ -89,8 +126,9 @@ def test_search_with_real_protocol_over_http(repo: Path, server: StubServer) -> 
     # every call recorded with tokens, cost and retries
     rows = calls(repo)
     assert len(rows) == len(server.requests) - 2  # the 429 and the timeout were retries, not calls
-    assert all(r.ok and r.prompt_tokens > 0 and r.completion_tokens > 0 and r.cost_usd > 0 and r.cost_known
-               for r in rows)
+    assert all(
+        r.ok and r.prompt_tokens > 0 and r.completion_tokens > 0 and r.cost_usd > 0 and r.cost_known for r in rows
+    )
     assert sum(r.retries for r in rows) == 2 and sum(r.reasoning_tokens for r in rows) == 7 * len(rows)
     roles = role_totals(store)
     assert roles["meta"]["calls"] == 4 and roles["agent"]["calls"] > 20
@@ -137,9 +175,24 @@ def test_provider_outage_pauses_then_resumes(repo: Path, server: StubServer) -> 
     from alma_tui.cli import build_parser, config_from_args
     from alma_tui.engine.search import Search
 
-    args = build_parser().parse_args(["run", "--repo", str(repo), "--meta-model", META, "--agent-model", AGENT,
-                                      "--api-base", server.base_url, "--llm-retries", "1", *SMALL,
-                                      "--iterations", "0"])
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--repo",
+            str(repo),
+            "--meta-model",
+            META,
+            "--agent-model",
+            AGENT,
+            "--api-base",
+            server.base_url,
+            "--llm-retries",
+            "1",
+            *SMALL,
+            "--iterations",
+            "0",
+        ]
+    )
     cfg = config_from_args(args)
     cfg.outage_wait_s = 0.3
     server.down = True
@@ -168,8 +221,9 @@ def test_provider_outage_pauses_then_resumes(repo: Path, server: StubServer) -> 
     search.close()
 
 
-def test_missing_key_is_one_line_before_the_search(repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_key_is_one_line_before_the_search(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert main(["run", "--headless", "--repo", str(repo), "--agent-model", "openai/gpt-5-nano"]) == 1
     err = capsys.readouterr().err.strip()
@@ -177,8 +231,21 @@ def test_missing_key_is_one_line_before_the_search(repo: Path, monkeypatch: pyte
     env = repo.parent / "keys.env"
     env.write_text("ANTHROPIC_API_KEY=sk-ant-123456789\n")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert main(["run", "--headless", "--repo", str(repo), "--agent-model", "anthropic/claude-nosuch",
-                 "--env-file", str(env)]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "--headless",
+                "--repo",
+                str(repo),
+                "--agent-model",
+                "anthropic/claude-nosuch",
+                "--env-file",
+                str(env),
+            ]
+        )
+        == 1
+    )
     assert "not in litellm's model list" in capsys.readouterr().err
     assert main(["run", "--headless", "--repo", str(repo), "--meta-model", "gemini/gemini-2.5-flash"]) == 1
     assert "GEMINI_API_KEY" in capsys.readouterr().err

@@ -125,8 +125,24 @@ def test_kill_9_mid_evaluation_then_resume(repo: Path) -> None:
 
 
 def test_greedy_selection_expands_the_best(repo: Path) -> None:
-    assert main(["run", "--headless", "--repo", str(repo), "--iterations", "1", "--selection", "greedy",
-                 "--parents", "1", *TINY]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--headless",
+                "--repo",
+                str(repo),
+                "--iterations",
+                "1",
+                "--selection",
+                "greedy",
+                "--parents",
+                "1",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     rows = designs(repo)
     best_seed = max(rows[:2], key=lambda r: (r["score"], -int(r["id"][1:])))
     assert rows[2]["parent"] == best_seed["id"]

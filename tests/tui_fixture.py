@@ -299,9 +299,7 @@ def _analysis_for(title: str) -> dict:
         ],
         "content_quality_issues": ["Retrieved text is long."],
         "structure_issues": [],
-        "suggested_changes": [
-            {"priority": 1, "what": title, "why": "Most failures share this cause."}
-        ],
+        "suggested_changes": [{"priority": 1, "what": title, "why": "Most failures share this cause."}],
         "title_hint": title,
     }
 
@@ -492,9 +490,7 @@ def make_fixture_repo(path: Path, *, git: bool = True, run_status: str = "runnin
                 parents=[parent],
                 probabilities={"d002": 0.31, "d003": 0.22, "d004": 0.27, "d006": 0.2},
             )
-        analysis = (
-            ANALYSIS_D006 if did == "d006" else (_analysis_for(title) if origin == "meta" else None)
-        )
+        analysis = ANALYSIS_D006 if did == "d006" else (_analysis_for(title) if origin == "meta" else None)
         run_scores = [] if score is None else [round(score + d, 3) for d in (-0.02, 0.01, 0.01)]
         design = Design(
             id=did,
@@ -513,19 +509,13 @@ def make_fixture_repo(path: Path, *, git: bool = True, run_status: str = "runnin
             pinned=pin,
             vetoed=veto,
             analysis_json=json.dumps(analysis) if analysis else None,
-            analysis_raw=("```json\n" + json.dumps(analysis, indent=2) + "\n```")
-            if analysis
-            else None,
+            analysis_raw=("```json\n" + json.dumps(analysis, indent=2) + "\n```") if analysis else None,
             tokens=0 if origin == "builtin" else 1800 + 137 * seq,
             cost_usd=0.0,
             created_at=t,
             finished_at=t + timedelta(seconds=40),
             repairs=3 if status == "rejected" else (1 if did == "d007" else 0),
-            error=(
-                "AttributeError: 'Query' object has no attribute 'task'"
-                if status == "rejected"
-                else None
-            ),
+            error=("AttributeError: 'Query' object has no attribute 'task'" if status == "rejected" else None),
             error_detail=(
                 'Traceback (most recent call last):\n  File "design.py", line 24, in retrieve\n'
                 "    family = query.task.split(\"-\")[0]\nAttributeError: 'Query' object has no attribute 'task'"
@@ -557,9 +547,7 @@ def make_fixture_repo(path: Path, *, git: bool = True, run_status: str = "runnin
                 }
             )
         elif did in ("d002", "d004", "d007"):
-            design.memory_json = json.dumps(
-                {"trajectories": [{"goal": TASKS[0][1], "actions": ["go to fridge 1"]}]}
-            )
+            design.memory_json = json.dumps({"trajectories": [{"goal": TASKS[0][1], "actions": ["go to fridge 1"]}]})
         store.add(design)
         if origin == "meta":
             ev("meta.chunk", "", did, text=f"Analyzing {parent}: the retrieved memory was")
@@ -641,9 +629,7 @@ def make_fixture_repo(path: Path, *, git: bool = True, run_status: str = "runnin
                         success=ok,
                         score=1.0 if ok else 0.0,
                         steps=steps,
-                        retrieved=""
-                        if did == "d001"
-                        else "apple is usually at: fridge 1" * (2 + r),
+                        retrieved="" if did == "d001" else "apple is usually at: fridge 1" * (2 + r),
                         trajectory_json=json.dumps(traj),
                         error="step limit (15) reached" if not ok else None,
                         wall_s=0.4,
@@ -718,8 +704,7 @@ def _make_git(path: Path, store, specs) -> None:
             continue
         (path / "design.py").write_text(code)
         (path / "design.json").write_text(
-            json.dumps({"id": did, "parent": parent, "title": title, "score": score}, indent=2)
-            + "\n"
+            json.dumps({"id": did, "parent": parent, "title": title, "score": score}, indent=2) + "\n"
         )
         tree_index = repo.index
         tree_index.add(["design.py", "design.json", ".gitignore"])

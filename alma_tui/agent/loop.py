@@ -47,9 +47,7 @@ def match_action(answer: str, admissible: list[str]) -> str | None:
     if answer in admissible:
         return answer
     norm = {_normalise(a): a for a in admissible}
-    lines = [ln for ln in (_normalise(x) for x in answer.splitlines()) if ln] or [
-        _normalise(answer)
-    ]
+    lines = [ln for ln in (_normalise(x) for x in answer.splitlines()) if ln] or [_normalise(answer)]
     for ln in lines:
         if ln in norm:
             return norm[ln]
@@ -100,18 +98,14 @@ def run_episode(
     obs = obs0
     for i in range(max_steps):
         if retrieve_each_step is not None and i > 0:
-            mem = retrieve_each_step(
-                Query(goal, obs, list(steps), i, getattr(domain, "name", ""), task.task_id)
-            )
+            mem = retrieve_each_step(Query(goal, obs, list(steps), i, getattr(domain, "name", ""), task.task_id))
             messages[0] = {"role": "system", "content": system_prompt(instructions, mem)}
         admissible = env.admissible_actions()
         answer = complete(messages)
         action = match_action(answer, admissible)
         res = env.step(action if action is not None else (answer or "").strip()[:200])
         obs = res.observation
-        steps.append(
-            Step(obs, action if action is not None else (answer or "").strip()[:200], res.reward)
-        )
+        steps.append(Step(obs, action if action is not None else (answer or "").strip()[:200], res.reward))
         invalid += action is None
         if on_step is not None:
             on_step(i, steps[-1].action, obs, res.reward)

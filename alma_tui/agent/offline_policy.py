@@ -132,9 +132,7 @@ def memory_votes(
         put = _PUT.search(line)
         if put:
             line = line[: put.start()]
-        mentions = [
-            m for m in _MENTION.finditer(line) if f"{m.group(1)} {m.group(2)}" in receptacles
-        ]
+        mentions = [m for m in _MENTION.finditer(line) if f"{m.group(1)} {m.group(2)}" in receptacles]
         if not mentions:
             continue
         counts = [_count(line, m.end()) for m in mentions]
@@ -238,11 +236,7 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
         elif goal and goal.verb and a.startswith(f"{goal.verb} ") and obs.startswith("You "):
             v.transformed = True
         listed = _listed_objects(obs)
-        if (
-            listed is not None
-            and v.loc is not None
-            and a.split(" ")[0] in ("go", "open", "examine")
-        ):
+        if listed is not None and v.loc is not None and a.split(" ")[0] in ("go", "open", "examine"):
             v.checked.add(v.loc)
             v.seen_at[v.loc] = listed
         needs_tool = goal is not None and goal.verb and v.holding and not v.transformed
@@ -282,9 +276,7 @@ def choose_action(messages: list[dict], seed: int) -> str:
     rng = random.Random(f"{seed}|{len(messages)}")
     adm = set(v.admissible)
     order = _search_order(seed, v.initial, tuple(r for r in v.receptacles if r != goal.target))
-    obj_votes, tool_votes = memory_votes(
-        v.memory, goal.kind, goal.verb, goal.target, frozenset(v.receptacles)
-    )
+    obj_votes, tool_votes = memory_votes(v.memory, goal.kind, goal.verb, goal.target, frozenset(v.receptacles))
 
     if v.holding is not None:
         if not v.holding.startswith(goal.kind + " "):
@@ -304,11 +296,7 @@ def choose_action(messages: list[dict], seed: int) -> str:
                 if r not in v.failed_tools and r != v.loc and f"go to {r}" in adm:
                     return f"go to {r}"
         else:
-            puts = [
-                a
-                for a in v.admissible
-                if a.startswith(f"put {v.holding} ") and a.endswith(f" {goal.target}")
-            ]
+            puts = [a for a in v.admissible if a.startswith(f"put {v.holding} ") and a.endswith(f" {goal.target}")]
             if puts:
                 return puts[0]
             if v.loc == goal.target and f"open {goal.target}" in adm:
@@ -323,11 +311,7 @@ def choose_action(messages: list[dict], seed: int) -> str:
     if v.loc and v.loc not in v.checked and f"open {v.loc}" in adm:
         return f"open {v.loc}"
     for r, objs in v.seen_at.items():
-        if (
-            r != goal.target
-            and any(o.startswith(goal.kind + " ") for o in objs)
-            and f"go to {r}" in adm
-        ):
+        if r != goal.target and any(o.startswith(goal.kind + " ") for o in objs) and f"go to {r}" in adm:
             return f"go to {r}"
     for r in _ranked(obj_votes, order):
         if r not in v.checked and r != v.loc and f"go to {r}" in adm:

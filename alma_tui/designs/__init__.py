@@ -59,7 +59,5 @@ def load_builtin_class(name: str) -> type:
         if issubclass(c, MemoryDesign) and c is not MemoryDesign and c.__module__ == mod.__name__
     ]
     if len(classes) != 1:
-        raise TypeError(
-            f"design {name!r} must define exactly one MemoryDesign subclass, found {len(classes)}"
-        )
+        raise TypeError(f"design {name!r} must define exactly one MemoryDesign subclass, found {len(classes)}")
     return classes[0]

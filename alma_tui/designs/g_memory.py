@@ -232,9 +232,7 @@ class GMemory(MemoryDesign):
             self.services.log("g_memory: rule revision gave no rules; kept the current ones")
             return
         old = {r["text"].lower(): r for r in self.rules}
-        self.rules = [
-            dict(old[t.lower()]) if t.lower() in old else {"text": t, "score": 0, "uses": 0} for t in texts
-        ]
+        self.rules = [dict(old[t.lower()]) if t.lower() in old else {"text": t, "score": 0, "uses": 0} for t in texts]
         self.revisions += 1
 
     # retrieval ----------------------------------------------------------------

@@ -63,8 +63,7 @@ FAILURE_PROMPT = (
     "(what it tried, what it missed, where it wasted steps), then extract memory "
     "items with the lessons and strategies that prevent this failure next time. "
     "Also keep the useful facts it observed (where objects and appliances were "
-    "seen) so a later attempt can go straight there. Items must be distinct.\n\n"
-    + _COMMON
+    "seen) so a later attempt can go straight there. Items must be distinct.\n\n" + _COMMON
 )
 
 _ITEM_SPLIT = re.compile(r"^\s*#*\s*\**\s*memory\s+item\b[^\n]*$", re.IGNORECASE | re.MULTILINE)

@@ -31,8 +31,7 @@ REGISTRY: dict[str, _Entry] = {
     "household": _Entry(
         "alma_tui.domains.household",
         "HouseholdDomain",
-        "Built-in ALFWorld-like text households (find, take, clean/heat/cool, put); "
-        "fast, no dependencies",
+        "Built-in ALFWorld-like text households (find, take, clean/heat/cool, put); fast, no dependencies",
     ),
     "textworld": _Entry(
         "alma_tui.domains.textworld",
@@ -69,11 +68,7 @@ def _requirements(entry: _Entry) -> str | None:
         return "planned, not built yet"
     missing = [p for p in entry.packages if importlib.util.find_spec(p) is None]
     if missing:
-        return (
-            f"needs {', '.join(missing)}: {entry.hint}"
-            if entry.hint
-            else f"needs {', '.join(missing)}"
-        )
+        return f"needs {', '.join(missing)}: {entry.hint}" if entry.hint else f"needs {', '.join(missing)}"
     return None
 
 

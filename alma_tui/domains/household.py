@@ -364,11 +364,7 @@ class HouseholdEnv:
         if verb == "examine":
             return self._describe(rest)
         if verb == "inventory":
-            return (
-                f"You are carrying: a {self.holding}."
-                if self.holding
-                else "You are not carrying anything."
-            )
+            return f"You are carrying: a {self.holding}." if self.holding else "You are not carrying anything."
         if verb == "look":
             if loc is None:
                 return "You are in the middle of a room. You see nothing new."
@@ -388,10 +384,7 @@ class HouseholdDomain:
     """The ``household`` domain (implements ``domains.base.Domain``)."""
 
     name = "household"
-    description = (
-        "Built-in ALFWorld-like text households (find, take, clean/heat/cool, put); "
-        "fast, no dependencies"
-    )
+    description = "Built-in ALFWorld-like text households (find, take, clean/heat/cool, put); fast, no dependencies"
     instructions = INSTRUCTIONS
 
     def __init__(self, max_steps: int = MAX_STEPS) -> None:

@@ -40,8 +40,10 @@ class SelectionParams:
     temperature: float = 0.25
 
     def describe(self) -> str:
-        return (f"p ~ softmax((sigmoid((s - s0)/{self.score_scale:g}) - {self.visit_penalty:g}"
-                f"*log(1+visits)) / {self.temperature:g}), k={self.k}")
+        return (
+            f"p ~ softmax((sigmoid((s - s0)/{self.score_scale:g}) - {self.visit_penalty:g}"
+            f"*log(1+visits)) / {self.temperature:g}), k={self.k}"
+        )
 
 
 def iteration_rng(seed: int, iteration: int) -> random.Random:

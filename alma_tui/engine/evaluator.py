@@ -157,14 +157,23 @@ class Evaluator:
             for run in range(settings.runs):
                 if settings.protocol == "sequential" and run > 0:
                     design.close()
-                    design = SandboxedDesign(code, llm=hooks.design_llm, embed=hooks.design_embed,
-                                             log=hooks.design_log, limits=self.limits)
+                    design = SandboxedDesign(
+                        code, llm=hooks.design_llm, embed=hooks.design_embed, log=hooks.design_log, limits=self.limits
+                    )
                     design.start()
                     for _, ep in col:
                         if ep is not None:
                             design.update(ep)
-                dep = self._phase("deployment", run, deployment, design.retrieve, settings, hooks, cancel,
-                                  update=design.update if settings.protocol == "sequential" else None)
+                dep = self._phase(
+                    "deployment",
+                    run,
+                    deployment,
+                    design.retrieve,
+                    settings,
+                    hooks,
+                    cancel,
+                    update=design.update if settings.protocol == "sequential" else None,
+                )
                 records += [r for r, _ in dep]
                 run_scores.append(statistics.fmean(r.score for r, _ in dep) if dep else 0.0)
             memory = design.snapshot()
@@ -200,8 +209,16 @@ class Evaluator:
             t0 = time.perf_counter()
             env = self.domain.make_env(task)
             obs0 = env.reset()
-            memory = retrieve(Query(goal=task.goal, observation=obs0, steps=[], step_index=0,
-                                    domain=self.domain.name, task_id=task.task_id))
+            memory = retrieve(
+                Query(
+                    goal=task.goal,
+                    observation=obs0,
+                    steps=[],
+                    step_index=0,
+                    domain=self.domain.name,
+                    task_id=task.task_id,
+                )
+            )
             seed = episode_seed(settings.seed, phase, run, task.task_id)
 
             def step_hook(i: int, action: str, obs: str, reward: float) -> None:
@@ -211,20 +228,37 @@ class Evaluator:
                     hooks.on_step(phase, run, task.task_id, i, action, obs, reward)
 
             try:
-                episode, _info = run_episode(env, task, self.domain, memory,
-                                            lambda msgs: self.agent(msgs, seed), on_step=step_hook)
+                episode, _info = run_episode(
+                    env, task, self.domain, memory, lambda msgs: self.agent(msgs, seed), on_step=step_hook
+                )
             except (EvaluationCancelled, DesignFailure):
                 raise
             except Exception as exc:  # the agent or provider failed: reward 0, logged
-                rec = EpisodeRecord(phase, run, task.task_id, task.goal, False, 0.0, 0, memory,
-                                    error=f"{type(exc).__name__}: {exc}"[:500],
-                                    wall_s=time.perf_counter() - t0)
+                rec = EpisodeRecord(
+                    phase,
+                    run,
+                    task.task_id,
+                    task.goal,
+                    False,
+                    0.0,
+                    0,
+                    memory,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    wall_s=time.perf_counter() - t0,
+                )
                 if hooks.on_episode:
                     hooks.on_episode(rec)
                 return rec, None
             rec = EpisodeRecord(
-                phase, run, task.task_id, episode.goal, episode.success, episode.score,
-                episode.step_count, memory, [asdict(s) for s in episode.steps],
+                phase,
+                run,
+                task.task_id,
+                episode.goal,
+                episode.success,
+                episode.score,
+                episode.step_count,
+                memory,
+                [asdict(s) for s in episode.steps],
                 wall_s=time.perf_counter() - t0,
             )
             if update is not None:

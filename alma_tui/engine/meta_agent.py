@@ -161,9 +161,7 @@ class Analysis(BaseModel):
 
 _FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
 _TITLE_RE = re.compile(r"^\s*(?:\*\*)?TITLE(?:\*\*)?\s*:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
-_CODE_START_RE = re.compile(
-    r"^(?:\"\"\"|'''|#|from\s+\w|import\s+\w|class\s+\w|def\s+\w|@|[A-Z_]+\s*=)", re.MULTILINE
-)
+_CODE_START_RE = re.compile(r"^(?:\"\"\"|'''|#|from\s+\w|import\s+\w|class\s+\w|def\s+\w|@|[A-Z_]+\s*=)", re.MULTILINE)
 
 
 def _parses(code: str) -> bool:

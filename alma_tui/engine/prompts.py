@@ -75,9 +75,7 @@ _SECTION_NAMES = (
 )
 # Only known section names count as headers, so a "### comment" inside quoted
 # code can never split a section.
-_HEADER_RE = re.compile(
-    r"^### (" + "|".join(re.escape(n) for n in _SECTION_NAMES) + r")\s*$", re.MULTILINE
-)
+_HEADER_RE = re.compile(r"^### (" + "|".join(re.escape(n) for n in _SECTION_NAMES) + r")\s*$", re.MULTILINE)
 _TASK_RE = re.compile(r"^### TASK:\s*(\w+)", re.MULTILINE)
 
 
@@ -203,10 +201,7 @@ def _episode_view(ep: dict) -> dict[str, Any]:
     """
     actions = ep.get("last_actions") or ep.get("actions") or []
     if not actions and isinstance(ep.get("steps"), list):
-        actions = [
-            s.get("action", "") if isinstance(s, dict) else getattr(s, "action", "")
-            for s in ep["steps"]
-        ]
+        actions = [s.get("action", "") if isinstance(s, dict) else getattr(s, "action", "") for s in ep["steps"]]
     steps = ep.get("step_count")
     if steps is None:
         steps = len(ep["steps"]) if isinstance(ep.get("steps"), list) else ep.get("steps", 0)
@@ -281,10 +276,7 @@ def _previous_suggestion_text(parent: ParentLike) -> str:
         verdict = "unknown (no score for the grandparent)"
     else:
         verdict = "yes" if parent.previous_improved else "no"
-    return (
-        f"{parent.previous_suggestion.strip()}\n\n"
-        f"Did it improve the score over the grandparent: {verdict}"
-    )
+    return f"{parent.previous_suggestion.strip()}\n\nDid it improve the score over the grandparent: {verdict}"
 
 
 def _hints_text(parent: ParentLike) -> str:

@@ -137,9 +137,15 @@ class Search:
             raise SearchError(str(exc)) from exc
         run = self.store.get_run()
         if run is None:
-            run = Run(domain=cfg.domain, meta_model=cfg.meta_model, agent_model=cfg.agent_model,
-                      selection=cfg.selection, seed=cfg.seed, iterations_target=cfg.iterations,
-                      settings_json=cfg.to_json())
+            run = Run(
+                domain=cfg.domain,
+                meta_model=cfg.meta_model,
+                agent_model=cfg.agent_model,
+                selection=cfg.selection,
+                seed=cfg.seed,
+                iterations_target=cfg.iterations,
+                settings_json=cfg.to_json(),
+            )
             self.store.add(run)
         else:
             if run.domain != cfg.domain:
@@ -147,11 +153,17 @@ class Search:
                     f"{repo} holds a search on domain {run.domain!r}, not {cfg.domain!r}; "
                     "use another --repo for a new search"
                 )
-            run = self.store.update_run(run.id, iterations_target=cfg.iterations,
-                                        meta_model=cfg.meta_model, agent_model=cfg.agent_model,
-                                        selection=cfg.selection, settings_json=cfg.to_json())
-        self.run_row = self.store.update_run(run.id, status="running", status_detail="", pid=os.getpid(),
-                                             heartbeat_at=utcnow())
+            run = self.store.update_run(
+                run.id,
+                iterations_target=cfg.iterations,
+                meta_model=cfg.meta_model,
+                agent_model=cfg.agent_model,
+                selection=cfg.selection,
+                settings_json=cfg.to_json(),
+            )
+        self.run_row = self.store.update_run(
+            run.id, status="running", status_detail="", pid=os.getpid(), heartbeat_at=utcnow()
+        )
         stale = [c.id for c in self.store.pending_commands() if c.kind in ("pause", "resume", "stop")]
         self.store.mark_applied([c for c in stale if c is not None])  # issued while no engine ran
         for line in repairs:
@@ -161,15 +173,32 @@ class Search:
         from alma_tui.llm.accounting import run_totals
         from alma_tui.llm.client import Budget, LLMClient, RoleParams
 
-        bases = {m: b for m, b in ((cfg.agent_model, cfg.agent_api_base), (cfg.design_model, cfg.agent_api_base),
-                                   (cfg.embedding_model, cfg.agent_api_base), (cfg.meta_model, cfg.meta_api_base))
-                 if m and b}
+        bases = {
+            m: b
+            for m, b in (
+                (cfg.agent_model, cfg.agent_api_base),
+                (cfg.design_model, cfg.agent_api_base),
+                (cfg.embedding_model, cfg.agent_api_base),
+                (cfg.meta_model, cfg.meta_api_base),
+            )
+            if m and b
+        }
         agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
-        self.llm = LLMClient(record=self._record_call, api_base=cfg.api_base, api_bases=bases,
-                             budget=Budget(cfg.budget_usd, cfg.budget_tokens), timeout_s=cfg.llm_timeout_s,
-                             num_retries=cfg.llm_retries, max_concurrent=cfg.max_concurrent_llm, cancel=self.cancel,
-                             role_params={"meta": RoleParams(cfg.meta_temperature, cfg.meta_reasoning),
-                                          "agent": agent_params, "design": agent_params})
+        self.llm = LLMClient(
+            record=self._record_call,
+            api_base=cfg.api_base,
+            api_bases=bases,
+            budget=Budget(cfg.budget_usd, cfg.budget_tokens),
+            timeout_s=cfg.llm_timeout_s,
+            num_retries=cfg.llm_retries,
+            max_concurrent=cfg.max_concurrent_llm,
+            cancel=self.cancel,
+            role_params={
+                "meta": RoleParams(cfg.meta_temperature, cfg.meta_reasoning),
+                "agent": agent_params,
+                "design": agent_params,
+            },
+        )
         spent = run_totals(self.store)  # a budget covers the whole run, earlier sessions included
         self.llm.restore(spent["prompt_tokens"], spent["completion_tokens"], spent["cost_usd"], spent["calls"])
         self._outages, self._last_outage = 0, 0.0
@@ -207,8 +236,9 @@ class Search:
             self._lock_fd = None
 
     # -- events ---------------------------------------------------------------------------------
-    def emit(self, kind: str, message: str = "", design_id: str | None = None, flush: bool = False,
-             **data: Any) -> None:
+    def emit(
+        self, kind: str, message: str = "", design_id: str | None = None, flush: bool = False, **data: Any
+    ) -> None:
         assert self.store is not None and self.run_row is not None
         message = sanitize(message)  # titles, errors and log lines come from models and designs
         self.store.emit(kind, message, run_id=self.run_row.id, design_id=design_id, data=data, flush=flush)
@@ -221,15 +251,21 @@ class Search:
 
     def _set_status(self, status: str, detail: str = "") -> None:
         assert self.store is not None and self.run_row is not None
-        self.run_row = self.store.update_run(self.run_row.id, status=status, status_detail=detail,
-                                             heartbeat_at=utcnow())
+        self.run_row = self.store.update_run(
+            self.run_row.id, status=status, status_detail=detail, heartbeat_at=utcnow()
+        )
         self.emit("run.status", f"run {status}" + (f": {detail}" if detail else ""), flush=True, status=status)
 
     # -- model calls ----------------------------------------------------------------------------
     def _agent_complete(self, messages: list[dict], seed: int, design_id: str | None = None) -> str:
         # designs are processed one at a time, so the one in progress owns the agent's calls
-        return self.llm.complete(messages, model=self.config.agent_model, role="agent",
-                                 design_id=design_id or self.progress.design_id, seed=seed)
+        return self.llm.complete(
+            messages,
+            model=self.config.agent_model,
+            role="agent",
+            design_id=design_id or self.progress.design_id,
+            seed=seed,
+        )
 
     def _meta_complete(self, design_id: str) -> Callable[[list[dict]], str]:
         def complete(messages: list[dict]) -> str:
@@ -243,8 +279,14 @@ class Search:
                     buf.clear()
                     last[0] = time.monotonic()
 
-            answer = self.llm.complete(messages, model=self.config.meta_model, role="meta",
-                                       design_id=design_id, seed=self.config.seed, on_chunk=on_chunk)
+            answer = self.llm.complete(
+                messages,
+                model=self.config.meta_model,
+                role="meta",
+                design_id=design_id,
+                seed=self.config.seed,
+                on_chunk=on_chunk,
+            )
             if buf:
                 self.emit("meta.chunk", "", design_id, text="".join(buf))
             return answer
@@ -256,22 +298,38 @@ class Search:
         design_model = cfg.design_model or cfg.agent_model
 
         def step(phase: str, run: int, task_id: str, i: int, action: str, obs: str, reward: float) -> None:
-            self.emit("episode.step", f"[{phase} r{run} {task_id}] {i + 1}: {action} -> {obs[:160]}",
-                      design_id, phase=phase, run=run, task_id=task_id, step=i + 1, action=action,
-                      observation=obs[:500], reward=reward)
+            self.emit(
+                "episode.step",
+                f"[{phase} r{run} {task_id}] {i + 1}: {action} -> {obs[:160]}",
+                design_id,
+                phase=phase,
+                run=run,
+                task_id=task_id,
+                step=i + 1,
+                action=action,
+                observation=obs[:500],
+                reward=reward,
+            )
 
         def episode(rec: Any) -> None:
             self.progress.episodes_done += 1
             mark = "success" if rec.success else ("error: " + rec.error if rec.error else "failed")
-            self.emit("episode.done", f"[{rec.phase} r{rec.run} {rec.task_id}] {mark} in {rec.steps} steps",
-                      design_id, phase=rec.phase, run=rec.run, task_id=rec.task_id, success=rec.success,
-                      steps=rec.steps, done=self.progress.episodes_done, total=self.progress.episodes_total)
+            self.emit(
+                "episode.done",
+                f"[{rec.phase} r{rec.run} {rec.task_id}] {mark} in {rec.steps} steps",
+                design_id,
+                phase=rec.phase,
+                run=rec.run,
+                task_id=rec.task_id,
+                success=rec.success,
+                steps=rec.steps,
+                done=self.progress.episodes_done,
+                total=self.progress.episodes_total,
+            )
 
         def design_llm(prompt: str, system: str | None) -> str:
-            msgs = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}]
-            return self.llm.complete(msgs, model=design_model, role="design", design_id=design_id,
-                                     seed=cfg.seed)
+            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+            return self.llm.complete(msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed)
 
         def design_embed(texts: list[str]) -> list[list[float]]:
             return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
@@ -279,8 +337,9 @@ class Search:
         def design_log(line: str) -> None:
             self.emit("design.log", sanitize(line)[:1000], design_id)
 
-        return Hooks(on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm,
-                     design_embed=design_embed)
+        return Hooks(
+            on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm, design_embed=design_embed
+        )
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> str:
@@ -293,8 +352,12 @@ class Search:
         self._beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, name="alma-heartbeat", daemon=True)
         beat.start()
-        self.emit("run.status", f"search on {self.config.domain} with {self.config.meta_model} / "
-                  f"{self.config.agent_model}", flush=True, status="running")
+        self.emit(
+            "run.status",
+            f"search on {self.config.domain} with {self.config.meta_model} / {self.config.agent_model}",
+            flush=True,
+            status="running",
+        )
         try:
             while True:
                 try:
@@ -323,8 +386,9 @@ class Search:
                     fh.write(f"--- {utcnow().isoformat()}\n{traceback.format_exc()}\n")
             except OSError:
                 pass
-            return self._finish("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                                f"(traceback in {log})")
+            return self._finish(
+                "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (traceback in {log})"
+            )
         finally:
             self._beat_stop.set()
 
@@ -374,8 +438,9 @@ class Search:
         self._outages = 1 if now - self._last_outage > 1800 else self._outages + 1
         self._last_outage = now
         wait = min(600.0, self.config.outage_wait_s * 2 ** (self._outages - 1))
-        self._set_status("paused", f"provider unavailable: {detail[:300]}; retrying in {wait:.0f}s "
-                         "(or on `alma-tui resume`)")
+        self._set_status(
+            "paused", f"provider unavailable: {detail[:300]}; retrying in {wait:.0f}s (or on `alma-tui resume`)"
+        )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             for cmd in self.store.pending_commands():
@@ -440,9 +505,12 @@ class Search:
             elif d.status == "evaluating" and died.count(d.id) >= limit:
                 # a poison design: each evaluation of it took the engine down; do not start a third
                 times = "twice" if limit == 2 else f"{died.count(d.id)} times"
-                self._reject(d, f"crashed the engine {times}",
-                             f"{died.count(d.id)} evaluations of {d.id} started and never finished: the engine "
-                             "process died during each (crash, out of memory or kill). It is not evaluated again.")
+                self._reject(
+                    d,
+                    f"crashed the engine {times}",
+                    f"{died.count(d.id)} evaluations of {d.id} started and never finished: the engine "
+                    "process died during each (crash, out of memory or kill). It is not evaluated again.",
+                )
             elif d.status in ("validating", "evaluating"):
                 self.emit("design.resumed", f"{d.id} was interrupted while {d.status}; redoing", d.id)
         self._update_best()
@@ -455,8 +523,17 @@ class Search:
         if not self.store.designs():
             for name in SEED_DESIGNS:
                 seq = self.store.next_design_seq()
-                self.store.add(Design(id=f"d{seq:03d}", run_id=self.run_row.id, seq=seq, iteration=0,
-                                      origin="builtin", title=BUILTIN[name][0], code=builtin_source(name)))
+                self.store.add(
+                    Design(
+                        id=f"d{seq:03d}",
+                        run_id=self.run_row.id,
+                        seq=seq,
+                        iteration=0,
+                        origin="builtin",
+                        title=BUILTIN[name][0],
+                        code=builtin_source(name),
+                    )
+                )
         for d in self.store.designs():
             if d.iteration == 0 and d.status not in FINAL_STATUSES and not self.cancel.is_set():
                 self._process(d)
@@ -472,8 +549,11 @@ class Search:
 
     def _candidates(self) -> list[Candidate]:
         assert self.store is not None
-        return [Candidate(d.id, d.score or 0.0, d.visits, d.pinned, d.vetoed)
-                for d in self.store.designs() if d.status == "accepted" and d.score is not None]
+        return [
+            Candidate(d.id, d.score or 0.0, d.visits, d.pinned, d.vetoed)
+            for d in self.store.designs()
+            if d.status == "accepted" and d.score is not None
+        ]
 
     def _select(self, iteration: int) -> list[Design]:
         """Choose parents and persist their children (and visit counts) in one transaction."""
@@ -483,8 +563,7 @@ class Search:
             raise SearchError("no accepted design to select a parent from")
         s0 = self.run_row.no_memory_score or 0.0
         params = self.config.params
-        parents = select_parents(cands, s0, iteration_rng(self.config.seed, iteration), params,
-                                 self.config.selection)
+        parents = select_parents(cands, s0, iteration_rng(self.config.seed, iteration), params, self.config.selection)
         if not parents:
             raise SearchError("every design is vetoed; unveto one to continue")
         probs = probabilities([c for c in cands if not c.pinned], s0, params)
@@ -496,17 +575,31 @@ class Search:
                 assert parent is not None
                 parent.visits += 1
                 s.add(parent)
-                child = Design(id=f"d{seq:03d}", run_id=self.run_row.id, seq=seq, parent_id=pid,
-                               iteration=iteration, origin="meta", title=f"child of {pid}")
+                child = Design(
+                    id=f"d{seq:03d}",
+                    run_id=self.run_row.id,
+                    seq=seq,
+                    parent_id=pid,
+                    iteration=iteration,
+                    origin="meta",
+                    title=f"child of {pid}",
+                )
                 s.add(child)
                 children.append(child)
                 seq += 1
             s.commit()
         pinned = [c.id for c in cands if c.pinned]
-        self.emit("selection", f"iteration {iteration}: parents {', '.join(parents)}"
-                  + (f" (pinned: {', '.join(pinned)})" if pinned else ""), flush=True,
-                  iteration=iteration, parents=parents, probabilities=probs, mode=self.config.selection,
-                  formula=params.describe())
+        self.emit(
+            "selection",
+            f"iteration {iteration}: parents {', '.join(parents)}"
+            + (f" (pinned: {', '.join(pinned)})" if pinned else ""),
+            flush=True,
+            iteration=iteration,
+            parents=parents,
+            probabilities=probs,
+            mode=self.config.selection,
+            formula=params.describe(),
+        )
         return children
 
     # -- steering -------------------------------------------------------------------------------
@@ -530,8 +623,12 @@ class Search:
                 elif cmd.kind == "stop":
                     self.store.mark_applied(applied)
                     return False
-                self.emit("command.applied", f"applied {cmd.kind} {cmd.design_id or ''}".strip(),
-                          cmd.design_id, command=cmd.kind)
+                self.emit(
+                    "command.applied",
+                    f"applied {cmd.kind} {cmd.design_id or ''}".strip(),
+                    cmd.design_id,
+                    command=cmd.kind,
+                )
             self.store.mark_applied(applied)
             if not paused:
                 if self.run_row.status == "paused":
@@ -546,8 +643,11 @@ class Search:
     def _process(self, d: Design) -> None:
         assert self.store is not None
         self.progress.design_id = d.id
-        if d.origin == "meta" and not d.analysis_json and (self.config.budget_usd is not None
-                                                          or self.config.budget_tokens is not None):
+        if (
+            d.origin == "meta"
+            and not d.analysis_json
+            and (self.config.budget_usd is not None or self.config.budget_tokens is not None)
+        ):
             from alma_tui.llm.accounting import estimate_next_design
 
             usd, tokens = estimate_next_design(self.store)  # stop before a design that would not fit
@@ -578,12 +678,18 @@ class Search:
             if gp is not None and gp.score is not None and parent.score is not None:
                 prev_improved = parent.score > gp.score
         return ParentInfo(
-            design_id=parent.id, title=parent.title, code=parent.code, score=parent.score,
+            design_id=parent.id,
+            title=parent.title,
+            code=parent.code,
+            score=parent.score,
             run_scores=json.loads(parent.run_scores_json or "[]"),
-            no_memory_score=self.run_row.no_memory_score, episodes=episodes,
+            no_memory_score=self.run_row.no_memory_score,
+            episodes=episodes,
             errors=[parent.error] if parent.error else [],
-            previous_suggestion=prev_suggestion, previous_improved=prev_improved,
-            hints=list(self._hints), domain_name=self.domain.name,
+            previous_suggestion=prev_suggestion,
+            previous_improved=prev_improved,
+            hints=list(self._hints),
+            domain_name=self.domain.name,
             domain_description=getattr(self.domain, "instructions", ""),
             example_episode=self._example_episode(),
         )
@@ -597,8 +703,9 @@ class Search:
         if not episodes or not queries:
             return None
         ep = episodes[0].to_dict()
-        ep["steps"] = ep["steps"][:6] + ([{"...": f"{len(ep['steps']) - 6} more steps"}]
-                                         if len(ep["steps"]) > 6 else [])
+        ep["steps"] = ep["steps"][:6] + (
+            [{"...": f"{len(ep['steps']) - 6} more steps"}] if len(ep["steps"]) > 6 else []
+        )
         return {"episode": ep, "query": queries[0].to_dict()}
 
     def _sample_episodes(self, design_id: str, n: int = 8) -> list[dict]:
@@ -607,13 +714,16 @@ class Search:
         from sqlmodel import select
 
         with self.store.session() as s:
-            ev = s.exec(select(Evaluation).where(Evaluation.design_id == design_id,
-                                                 Evaluation.status == "done")
-                        .order_by(Evaluation.id.desc())).first()  # type: ignore[union-attr]
+            ev = s.exec(
+                select(Evaluation)
+                .where(Evaluation.design_id == design_id, Evaluation.status == "done")
+                .order_by(Evaluation.id.desc())
+            ).first()  # type: ignore[union-attr]
             if ev is None:
                 return []
-            rows = s.exec(select(EpisodeRow).where(EpisodeRow.evaluation_id == ev.id,
-                                                   EpisodeRow.phase == "deployment")).all()
+            rows = s.exec(
+                select(EpisodeRow).where(EpisodeRow.evaluation_id == ev.id, EpisodeRow.phase == "deployment")
+            ).all()
         rng = random.Random(f"sample:{design_id}")
         fails = [r for r in rows if not r.success]
         wins = [r for r in rows if r.success]
@@ -624,9 +734,18 @@ class Search:
         out = []
         for r in picked:
             traj = json.loads(r.trajectory_json or "[]")
-            out.append({"task_id": r.task_id, "goal": r.goal, "success": r.success, "run": r.run,
-                        "step_count": r.steps, "memory": r.retrieved,
-                        "actions": [t.get("action", "") for t in traj][-12:], "error": r.error})
+            out.append(
+                {
+                    "task_id": r.task_id,
+                    "goal": r.goal,
+                    "success": r.success,
+                    "run": r.run,
+                    "step_count": r.steps,
+                    "memory": r.retrieved,
+                    "actions": [t.get("action", "") for t in traj][-12:],
+                    "error": r.error,
+                }
+            )
         return out
 
     def _propose(self, d: Design) -> Design:
@@ -657,8 +776,9 @@ class Search:
                 title, code, _raw = meta.write(info, analysis)
             except MetaAgentError as exc:
                 return self._reject(d, f"meta agent failed: {exc}")
-            d = self.store.update_design(d.id, title=sanitize(title, newlines=False)[:120], code=code,
-                                         status="proposed")
+            d = self.store.update_design(
+                d.id, title=sanitize(title, newlines=False)[:120], code=code, status="proposed"
+            )
             self.emit("design.proposed", f"{d.id}: {d.title}", d.id, parent=parent.id, flush=True)
         return d
 
@@ -677,8 +797,15 @@ class Search:
         attempt = d.repairs
         while True:
             try:
-                validate_design(code, episodes=episodes, queries=queries, llm=hooks.design_llm,
-                                embed=hooks.design_embed, log=hooks.design_log, limits=limits)
+                validate_design(
+                    code,
+                    episodes=episodes,
+                    queries=queries,
+                    llm=hooks.design_llm,
+                    embed=hooks.design_embed,
+                    log=hooks.design_log,
+                    limits=limits,
+                )
                 self._llm_stopped()
                 if code != d.code:
                     d = self.store.update_design(d.id, code=code)
@@ -690,27 +817,40 @@ class Search:
             if d.origin != "meta" or attempt >= self.config.max_repairs:
                 return self._reject(d, f"failed validation: {error}", detail)
             attempt += 1
-            self.emit("design.repair", f"{d.id}: repair {attempt}/{self.config.max_repairs} after: {error}",
-                      d.id, attempt=attempt, error=error, detail=detail[:4000], failed_code=code[:40000],
-                      flush=True)  # every attempt stays visible: the event keeps the code that failed
+            self.emit(
+                "design.repair",
+                f"{d.id}: repair {attempt}/{self.config.max_repairs} after: {error}",
+                d.id,
+                attempt=attempt,
+                error=error,
+                detail=detail[:4000],
+                failed_code=code[:40000],
+                flush=True,
+            )  # every attempt stays visible: the event keeps the code that failed
             parent = self.store.get_design(d.parent_id or "")
             assert parent is not None
             meta = MetaAgent(self._meta_complete(d.id), seed=self.config.seed + d.seq + 1000 * attempt)
             try:
-                title, code, _raw = meta.repair(self._parent_info(parent), code,
-                                                f"{error}\n{detail}".strip()[:4000])
+                title, code, _raw = meta.repair(self._parent_info(parent), code, f"{error}\n{detail}".strip()[:4000])
             except MetaAgentError as exc:  # a repair with no usable code is a failed attempt
-                self.emit("design.repair", f"{d.id}: repair {attempt} gave no usable code: {exc}", d.id,
-                          attempt=attempt, error=str(exc))
+                self.emit(
+                    "design.repair",
+                    f"{d.id}: repair {attempt} gave no usable code: {exc}",
+                    d.id,
+                    attempt=attempt,
+                    error=str(exc),
+                )
                 d = self.store.update_design(d.id, repairs=attempt)
                 continue
-            d = self.store.update_design(d.id, code=code, title=sanitize(title, newlines=False)[:120] or d.title,
-                                         repairs=attempt)
+            d = self.store.update_design(
+                d.id, code=code, title=sanitize(title, newlines=False)[:120] or d.title, repairs=attempt
+            )
 
     def _validation_data(self) -> tuple[list[ApiEpisode], list[Any]]:
         if not hasattr(self, "_vdata"):
-            self._vdata = synthetic_episodes(self.domain, lambda m, s: self._agent_complete(m, s), n=2,
-                                             seed=self.config.seed)
+            self._vdata = synthetic_episodes(
+                self.domain, lambda m, s: self._agent_complete(m, s), n=2, seed=self.config.seed
+            )
         return self._vdata
 
     def _spend(self, design_id: str) -> dict[str, Any]:
@@ -723,8 +863,14 @@ class Search:
     def _reject(self, d: Design, error: str, detail: str = "") -> Design:
         assert self.store is not None
         error, detail = sanitize(error), sanitize(detail)
-        d = self.store.update_design(d.id, status="rejected", error=error[:1000], error_detail=detail[:20000],
-                                     finished_at=utcnow(), **self._spend(d.id))
+        d = self.store.update_design(
+            d.id,
+            status="rejected",
+            error=error[:1000],
+            error_detail=detail[:20000],
+            finished_at=utcnow(),
+            **self._spend(d.id),
+        )
         self.emit("design.rejected", f"{d.id} rejected: {error}", d.id, flush=True, error=error)
         return d
 
@@ -732,8 +878,15 @@ class Search:
         assert self.store is not None
         cfg = self.config
         d = self.store.update_design(d.id, status="evaluating")
-        ev = Evaluation(design_id=d.id, kind="search", domain=cfg.domain, agent_model=cfg.agent_model,
-                        split=cfg.eval.split, seed=cfg.seed, runs=cfg.eval.runs)
+        ev = Evaluation(
+            design_id=d.id,
+            kind="search",
+            domain=cfg.domain,
+            agent_model=cfg.agent_model,
+            split=cfg.eval.split,
+            seed=cfg.seed,
+            runs=cfg.eval.runs,
+        )
         self.store.add(ev)
         n = cfg.eval.n_collection + cfg.eval.n_deployment * cfg.eval.runs
         self.progress.episodes_done, self.progress.episodes_total = 0, n
@@ -781,30 +934,55 @@ class Search:
             row.run_scores_json, row.wall_s = json.dumps(result.run_scores), result.wall_s
             s.add(row)
             for e in result.episodes:
-                s.add(EpisodeRow(evaluation_id=ev.id, design_id=d.id, phase=e.phase, run=e.run,
-                                 task_id=e.task_id, goal=e.goal, success=e.success, score=e.score,
-                                 steps=e.steps, retrieved=e.retrieved[:8000],
-                                 trajectory_json=json.dumps(e.trajectory), error=e.error, wall_s=e.wall_s))
+                s.add(
+                    EpisodeRow(
+                        evaluation_id=ev.id,
+                        design_id=d.id,
+                        phase=e.phase,
+                        run=e.run,
+                        task_id=e.task_id,
+                        goal=e.goal,
+                        success=e.success,
+                        score=e.score,
+                        steps=e.steps,
+                        retrieved=e.retrieved[:8000],
+                        trajectory_json=json.dumps(e.trajectory),
+                        error=e.error,
+                        wall_s=e.wall_s,
+                    )
+                )
             design = s.get(Design, d.id)
             assert design is not None
             design.status, design.score, design.score_se = "accepted", result.score, result.score_se
             design.run_scores_json = json.dumps(result.run_scores)
             memory = json.dumps(result.memory, default=str)
             if len(memory) > 200_000:
-                memory = json.dumps({"truncated": True, "size_chars": len(memory),
-                                     "head": memory[:20_000]})
+                memory = json.dumps({"truncated": True, "size_chars": len(memory), "head": memory[:20_000]})
             design.memory_json = memory
             design.finished_at = utcnow()
             s.add(design)
             s.commit()
             s.refresh(design)
-        self.emit("evaluation.done", f"{d.id}: score {result.score:.3f} ± {result.score_se:.3f} "
-                  f"(runs {', '.join(f'{x:.2f}' for x in result.run_scores)}) in {result.wall_s:.1f}s",
-                  d.id, flush=True, score=result.score, score_se=result.score_se, run_scores=result.run_scores)
+        self.emit(
+            "evaluation.done",
+            f"{d.id}: score {result.score:.3f} ± {result.score_se:.3f} "
+            f"(runs {', '.join(f'{x:.2f}' for x in result.run_scores)}) in {result.wall_s:.1f}s",
+            d.id,
+            flush=True,
+            score=result.score,
+            score_se=result.score_se,
+            run_scores=result.run_scores,
+        )
         self.store.update_design(d.id, **self._spend(d.id))
         commit = self._commit(design)
-        self.emit("design.accepted", f"{d.id} accepted: {d.title} ({result.score:.3f})", d.id, flush=True,
-                  score=result.score, commit=commit)
+        self.emit(
+            "design.accepted",
+            f"{d.id} accepted: {d.title} ({result.score:.3f})",
+            d.id,
+            flush=True,
+            score=result.score,
+            commit=commit,
+        )
         self._update_best()
 
     def _commit(self, d: Design) -> str:

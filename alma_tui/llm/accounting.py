@@ -15,8 +15,17 @@ from sqlmodel import select
 
 from alma_tui.store.models import Design, LLMCall
 
-_FIELDS = ("calls", "prompt_tokens", "completion_tokens", "reasoning_tokens", "tokens", "cost_usd",
-           "unknown_cost_calls", "retries", "errors")
+_FIELDS = (
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "tokens",
+    "cost_usd",
+    "unknown_cost_calls",
+    "retries",
+    "errors",
+)
 
 
 def _agg(group_by: Any) -> Any:
@@ -35,9 +44,17 @@ def _agg(group_by: Any) -> Any:
 
 def _row(n: Any, pt: Any, ct: Any, rt: Any, cost: Any, unknown: Any, retries: Any, errors: Any) -> dict[str, Any]:
     pt, ct = int(pt or 0), int(ct or 0)
-    return {"calls": int(n or 0), "prompt_tokens": pt, "completion_tokens": ct, "reasoning_tokens": int(rt or 0),
-            "tokens": pt + ct, "cost_usd": float(cost or 0.0), "unknown_cost_calls": int(unknown or 0),
-            "retries": int(retries or 0), "errors": int(errors or 0)}
+    return {
+        "calls": int(n or 0),
+        "prompt_tokens": pt,
+        "completion_tokens": ct,
+        "reasoning_tokens": int(rt or 0),
+        "tokens": pt + ct,
+        "cost_usd": float(cost or 0.0),
+        "unknown_cost_calls": int(unknown or 0),
+        "retries": int(retries or 0),
+        "errors": int(errors or 0),
+    }
 
 
 def _empty() -> dict[str, Any]:
@@ -58,9 +75,14 @@ def design_totals(store: Any) -> dict[str, dict[str, Any]]:
     with store.session() as s:
         rows = s.exec(_agg(LLMCall.design_id)).all()
         by_role = s.exec(
-            select(LLMCall.design_id, LLMCall.role, func.count(),
-                   func.sum(LLMCall.prompt_tokens + LLMCall.completion_tokens), func.sum(LLMCall.cost_usd))
-            .group_by(LLMCall.design_id, LLMCall.role)).all()
+            select(
+                LLMCall.design_id,
+                LLMCall.role,
+                func.count(),
+                func.sum(LLMCall.prompt_tokens + LLMCall.completion_tokens),
+                func.sum(LLMCall.cost_usd),
+            ).group_by(LLMCall.design_id, LLMCall.role)
+        ).all()
     out = {r[0]: {**_row(*r[1:]), "by_role": {}} for r in rows if r[0] is not None}
     for did, role, n, tokens, cost in by_role:
         if did in out:
@@ -86,10 +108,14 @@ def spend_vs_budget(store: Any, budget_usd: float | None = None, budget_tokens: 
             cfg = SearchConfig.from_json(run.settings_json)
             budget_usd, budget_tokens = cfg.budget_usd, cfg.budget_tokens
     t = run_totals(store)
-    return {**t, "budget_usd": budget_usd, "budget_tokens": budget_tokens,
-            "left_usd": None if budget_usd is None else budget_usd - t["cost_usd"],
-            "left_tokens": None if budget_tokens is None else budget_tokens - t["tokens"],
-            "cost_partial": t["unknown_cost_calls"] > 0}
+    return {
+        **t,
+        "budget_usd": budget_usd,
+        "budget_tokens": budget_tokens,
+        "left_usd": None if budget_usd is None else budget_usd - t["cost_usd"],
+        "left_tokens": None if budget_tokens is None else budget_tokens - t["tokens"],
+        "cost_partial": t["unknown_cost_calls"] > 0,
+    }
 
 
 def estimate_next_design(store: Any) -> tuple[float, int]:
@@ -101,8 +127,7 @@ def estimate_next_design(store: Any) -> tuple[float, int]:
     for origin in ("meta", "builtin"):
         rows = [per[d.id] for d in finished if d.origin == origin]
         if rows:
-            return (statistics.median(r["cost_usd"] for r in rows),
-                    int(statistics.median(r["tokens"] for r in rows)))
+            return (statistics.median(r["cost_usd"] for r in rows), int(statistics.median(r["tokens"] for r in rows)))
     return 0.0, 0
 
 

@@ -41,8 +41,17 @@ _lock = threading.Lock()
 _litellm: Any = None
 
 #: providers that run on the user's machine or their own server: no key needed
-LOCAL_PROVIDERS = {"ollama", "ollama_chat", "hosted_vllm", "lm_studio", "llamafile", "vllm", "xinference",
-                   "openai_like", "custom_openai"}
+LOCAL_PROVIDERS = {
+    "ollama",
+    "ollama_chat",
+    "hosted_vllm",
+    "lm_studio",
+    "llamafile",
+    "vllm",
+    "xinference",
+    "openai_like",
+    "custom_openai",
+}
 #: providers whose "model" is whatever the server at api_base serves
 COMPATIBLE_PROVIDERS = {"openai", "text-completion-openai", "custom_openai", "openai_like"} | LOCAL_PROVIDERS
 #: sent when an OpenAI-compatible server needs no key (the OpenAI SDK refuses an empty one)
@@ -118,8 +127,7 @@ def _provider(litellm: Any, model: str, api_base: str | None) -> str:
     return str(litellm.get_llm_provider(model, api_base=api_base)[1])
 
 
-def check_model(model: str, api_base: str | None = None, *, embedding: bool = False,
-                strict_name: bool = True) -> None:
+def check_model(model: str, api_base: str | None = None, *, embedding: bool = False, strict_name: bool = True) -> None:
     """Fail before a search starts if a model cannot work: unknown provider, a cloud
     model name litellm does not know (``strict_name``), or a missing key. Local servers
     (ollama, vLLM, any OpenAI-compatible ``api_base``) need no key and accept any name."""
@@ -151,8 +159,10 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
     env = litellm.validate_environment(model=model, api_base=api_base)
     if not env.get("keys_in_environment", True):
         missing = env.get("missing_keys") or []
-        raise ModelError(f"model {model!r} needs {' or '.join(missing) or 'an API key'} in the environment "
-                         "(export it or pass --env-file PATH)")
+        raise ModelError(
+            f"model {model!r} needs {' or '.join(missing) or 'an API key'} in the environment "
+            "(export it or pass --env-file PATH)"
+        )
 
 
 # -- accounting ---------------------------------------------------------------------------------
@@ -207,8 +217,9 @@ def _usage_numbers(usage: Any) -> tuple[int, int, int]:
 
 
 def _secret_values() -> list[str]:
-    return [v for k, v in os.environ.items()
-            if len(v) >= 8 and re.search(r"KEY|TOKEN|SECRET|PASSWORD", k, re.IGNORECASE)]
+    return [
+        v for k, v in os.environ.items() if len(v) >= 8 and re.search(r"KEY|TOKEN|SECRET|PASSWORD", k, re.IGNORECASE)
+    ]
 
 
 def redact(text: str) -> str:
@@ -231,9 +242,19 @@ def classify(exc: BaseException) -> str:
     """``retry`` (transient: 429, 5xx, timeout, connection), ``auth`` (key/model rejected)
     or ``fatal`` (a bad request for this call only)."""
     name = type(exc).__name__
-    if name in ("Timeout", "APITimeoutError", "APIConnectionError", "ServiceUnavailableError", "BadGatewayError",
-                "InternalServerError", "RateLimitError", "ConnectError", "ReadTimeout", "RemoteProtocolError",
-                "MidStreamFallbackError"):
+    if name in (
+        "Timeout",
+        "APITimeoutError",
+        "APIConnectionError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+        "InternalServerError",
+        "RateLimitError",
+        "ConnectError",
+        "ReadTimeout",
+        "RemoteProtocolError",
+        "MidStreamFallbackError",
+    ):
         return "retry"
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return "retry"
@@ -318,8 +339,9 @@ class LLMClient:
         Episodes swallow call errors as reward 0, so the search asks this after each step."""
         return self._halt or self._budget_hit or self._fatal
 
-    def restore(self, prompt_tokens: int = 0, completion_tokens: int = 0, cost_usd: float = 0.0,
-                calls: int = 0) -> None:
+    def restore(
+        self, prompt_tokens: int = 0, completion_tokens: int = 0, cost_usd: float = 0.0, calls: int = 0
+    ) -> None:
         """Count what earlier sessions of the run spent (a budget covers the whole run)."""
         with self._spent_lock:
             self.spent.prompt_tokens += prompt_tokens
@@ -331,11 +353,17 @@ class LLMClient:
         """Spend vs budget, for the TUI and the headless summary."""
         with self._spent_lock:
             s = self.spent
-            return {"cost_usd": s.cost_usd, "tokens": s.tokens, "calls": s.calls,
-                    "reasoning_tokens": s.reasoning_tokens, "unknown_cost_calls": s.unknown_cost_calls,
-                    "budget_usd": self.budget.usd, "budget_tokens": self.budget.tokens,
-                    "left_usd": None if self.budget.usd is None else self.budget.usd - s.cost_usd,
-                    "left_tokens": None if self.budget.tokens is None else self.budget.tokens - s.tokens}
+            return {
+                "cost_usd": s.cost_usd,
+                "tokens": s.tokens,
+                "calls": s.calls,
+                "reasoning_tokens": s.reasoning_tokens,
+                "unknown_cost_calls": s.unknown_cost_calls,
+                "budget_usd": self.budget.usd,
+                "budget_tokens": self.budget.tokens,
+                "left_usd": None if self.budget.usd is None else self.budget.usd - s.cost_usd,
+                "left_tokens": None if self.budget.tokens is None else self.budget.tokens - s.tokens,
+            }
 
     def ensure_room(self, usd: float = 0.0, tokens: int = 0, what: str = "the next step") -> None:
         """Raise :class:`BudgetExceeded` if spending ``usd``/``tokens`` more would go over budget."""
@@ -345,11 +373,13 @@ class LLMClient:
             if b.usd is not None and usd > 0 and self.spent.cost_usd + usd > b.usd:
                 raise BudgetExceeded(
                     f"budget of ${b.usd:.2f}: {what} would need ~${usd:.4f}, "
-                    f"${max(0.0, b.usd - self.spent.cost_usd):.4f} left (${self.spent.cost_usd:.4f} spent)")
+                    f"${max(0.0, b.usd - self.spent.cost_usd):.4f} left (${self.spent.cost_usd:.4f} spent)"
+                )
             if b.tokens is not None and tokens > 0 and self.spent.tokens + tokens > b.tokens:
                 raise BudgetExceeded(
                     f"budget of {b.tokens} tokens: {what} would need ~{tokens}, "
-                    f"{max(0, b.tokens - self.spent.tokens)} left ({self.spent.tokens} used)")
+                    f"{max(0, b.tokens - self.spent.tokens)} left ({self.spent.tokens} used)"
+                )
 
     # -- calls ------------------------------------------------------------------------------------
     def _kwargs(self, model: str, role: str, seed: int | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -374,7 +404,8 @@ class LLMClient:
             return
         provider = model.split("/", 1)[0] if "/" in model else "openai"
         if provider in ("openai", "hosted_vllm", "openai_like", "custom_openai") and not os.environ.get(
-                "OPENAI_API_KEY" if provider == "openai" else "HOSTED_VLLM_API_KEY"):
+            "OPENAI_API_KEY" if provider == "openai" else "HOSTED_VLLM_API_KEY"
+        ):
             kwargs["api_key"] = NO_KEY
 
     def _slot(self, model: str) -> threading.BoundedSemaphore:
@@ -388,11 +419,12 @@ class LLMClient:
         after = _retry_after(exc)
         if after is not None:  # the provider said when: wait that long, plus a little jitter
             return min(after, self.backoff_max_s) + self._rng.uniform(0.0, 0.25)
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** retries))
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * (2**retries))
         return self._rng.uniform(0.0, ceiling)  # exponential backoff with full jitter
 
-    def _retrying(self, model: str, fn: Callable[[], Any], attempt: _Attempt,
-                  on_retry: Callable[[], None] | None = None) -> Any:
+    def _retrying(
+        self, model: str, fn: Callable[[], Any], attempt: _Attempt, on_retry: Callable[[], None] | None = None
+    ) -> Any:
         while True:
             if self._halt is not None:
                 raise ProviderUnavailable(str(self._halt))
@@ -413,7 +445,8 @@ class LLMClient:
                     halt = ProviderUnavailable(
                         f"{model}: {type(exc).__name__}"
                         + (f" {_status(exc)}" if _status(exc) else "")
-                        + f" after {attempt.retries + 1} attempts: {redact(str(exc))[:200]}")
+                        + f" after {attempt.retries + 1} attempts: {redact(str(exc))[:200]}"
+                    )
                     self._halt = halt
                     raise halt from exc
                 delay = self._backoff(attempt.retries, exc)
@@ -453,25 +486,28 @@ class LLMClient:
                         emitted[0] = False
 
                 text, usage = self._retrying(
-                    model, lambda: self._stream(litellm, model, messages, chunk, kwargs), attempt, on_retry)
+                    model, lambda: self._stream(litellm, model, messages, chunk, kwargs), attempt, on_retry
+                )
             else:
                 resp = self._retrying(
-                    model, lambda: litellm.completion(model=model, messages=messages, **kwargs), attempt)
+                    model, lambda: litellm.completion(model=model, messages=messages, **kwargs), attempt
+                )
                 text = resp.choices[0].message.content or ""
                 usage = getattr(resp, "usage", None)
         except Exception as exc:
-            self._record(role, model, design_id, None, time.perf_counter() - started, attempt.retries,
-                         error=exc)
+            self._record(role, model, design_id, None, time.perf_counter() - started, attempt.retries, error=exc)
             raise
         self._record(role, model, design_id, usage, time.perf_counter() - started, attempt.retries)
         return text
 
-    def _stream(self, litellm: Any, model: str, messages: list, on_chunk: Callable[[str], None],
-                kwargs: dict[str, Any]) -> tuple[str, Any]:
+    def _stream(
+        self, litellm: Any, model: str, messages: list, on_chunk: Callable[[str], None], kwargs: dict[str, Any]
+    ) -> tuple[str, Any]:
         parts: list[str] = []
         usage = None
-        stream = litellm.completion(model=model, messages=messages, stream=True,
-                                    stream_options={"include_usage": True}, **kwargs)
+        stream = litellm.completion(
+            model=model, messages=messages, stream=True, stream_options={"include_usage": True}, **kwargs
+        )
         for chunk in stream:
             if getattr(chunk, "usage", None):
                 usage = chunk.usage
@@ -491,8 +527,7 @@ class LLMClient:
         try:
             if embedding:
                 pt, _, _ = _usage_numbers(usage)
-                p, c = litellm.cost_per_token(model=model, prompt_tokens=pt, completion_tokens=0,
-                                              call_type="embedding")
+                p, c = litellm.cost_per_token(model=model, prompt_tokens=pt, completion_tokens=0, call_type="embedding")
             else:
                 p, c = litellm.cost_per_token(model=model, usage_object=usage)
             return float(p or 0.0) + float(c or 0.0), True
@@ -512,8 +547,17 @@ class LLMClient:
                 self._budget_hit = self._budget_hit or hit
                 raise hit
 
-    def _record(self, role: str, model: str, design_id: str | None, usage: Any, latency: float, retries: int,
-                error: BaseException | None = None, embedding: bool = False) -> None:
+    def _record(
+        self,
+        role: str,
+        model: str,
+        design_id: str | None,
+        usage: Any,
+        latency: float,
+        retries: int,
+        error: BaseException | None = None,
+        embedding: bool = False,
+    ) -> None:
         pt, ct, rt = _usage_numbers(usage)
         cost, known = self._cost(model, usage, embedding) if error is None else (0.0, True)
         with self._spent_lock:
@@ -525,12 +569,22 @@ class LLMClient:
                 u.calls += 1
                 u.unknown_cost_calls += 0 if known else 1
         if self.record is not None:
-            self.record({
-                "role": role, "model": model, "design_id": design_id,
-                "prompt_tokens": pt, "completion_tokens": ct, "reasoning_tokens": rt, "cost_usd": cost,
-                "cost_known": known, "latency_s": latency, "retries": retries, "ok": error is None,
-                "error": None if error is None else redact(f"{type(error).__name__}: {error}")[:500],
-            })
+            self.record(
+                {
+                    "role": role,
+                    "model": model,
+                    "design_id": design_id,
+                    "prompt_tokens": pt,
+                    "completion_tokens": ct,
+                    "reasoning_tokens": rt,
+                    "cost_usd": cost,
+                    "cost_known": known,
+                    "latency_s": latency,
+                    "retries": retries,
+                    "ok": error is None,
+                    "error": None if error is None else redact(f"{type(error).__name__}: {error}")[:500],
+                }
+            )
 
     def embed(self, texts: list[str], *, model: str | None = None, design_id: str | None = None) -> list[list[float]]:
         """Embeddings for designs: a litellm model when configured, else a local hashing embedding."""
@@ -545,14 +599,28 @@ class LLMClient:
         started = time.perf_counter()
         attempt = _Attempt()
         try:
-            resp = self._retrying(model, lambda: litellm.embedding(model=model, input=list(texts), **kwargs),
-                                  attempt)
+            resp = self._retrying(model, lambda: litellm.embedding(model=model, input=list(texts), **kwargs), attempt)
         except Exception as exc:
-            self._record("embed", model, design_id, None, time.perf_counter() - started, attempt.retries,
-                         error=exc, embedding=True)
+            self._record(
+                "embed",
+                model,
+                design_id,
+                None,
+                time.perf_counter() - started,
+                attempt.retries,
+                error=exc,
+                embedding=True,
+            )
             raise
-        self._record("embed", model, design_id, getattr(resp, "usage", None), time.perf_counter() - started,
-                     attempt.retries, embedding=True)
+        self._record(
+            "embed",
+            model,
+            design_id,
+            getattr(resp, "usage", None),
+            time.perf_counter() - started,
+            attempt.retries,
+            embedding=True,
+        )
         out = []
         for item in resp.data:
             vec = item["embedding"] if isinstance(item, dict) else item.embedding

@@ -242,9 +242,7 @@ OPERATORS: list[tuple[str, re.Pattern[str], Any]] = [
     ("tools", re.compile(r"\btools?\b|clean|heat|cool|microwave|fridge|sinkbasin"), _op_tools),
     (
         "success_only",
-        re.compile(
-            r"success(ful)?.{0,20}only|only.{0,20}success|failed episodes|failures?.{0,40}evidence"
-        ),
+        re.compile(r"success(ful)?.{0,20}only|only.{0,20}success|failed episodes|failures?.{0,40}evidence"),
         _op_success_only,
     ),
     ("seen", re.compile(r"observ|\bseen\b|sighting|every object"), _op_seen),
@@ -285,9 +283,7 @@ def apply_operator(name: str, genome: Genome, rng: random.Random) -> Genome:
     raise KeyError(name)
 
 
-def mutate(
-    genome: Genome, suggestions: list[tuple[int, str]], rng: random.Random
-) -> tuple[Genome, list[str]]:
+def mutate(genome: Genome, suggestions: list[tuple[int, str]], rng: random.Random) -> tuple[Genome, list[str]]:
     """Child genome and the names of the operators applied.
 
     ``suggestions`` are ``(priority, text)``. One suggestion is drawn with weight
@@ -337,11 +333,7 @@ def describe(g: Genome) -> list[str]:
     """One bullet per mechanism, for the module docstring (the why of each choice)."""
     if g["store"] == "none":
         return ["Stores nothing; the acting agent explores from scratch."]
-    src = (
-        "successful episodes only (failures are not evidence)"
-        if g["source"] == "success"
-        else "every episode"
-    )
+    src = "successful episodes only (failures are not evidence)" if g["source"] == "success" else "every episode"
     out: list[str] = []
     if g["store"] == "facts":
         ev = (
@@ -365,17 +357,11 @@ def describe(g: Genome) -> list[str]:
         if g["negatives"]:
             out.append("Also reports receptacles where the object was looked for and absent.")
         if g["tools"]:
-            out.append(
-                "Remembers which receptacle cleaned/heated/cooled objects, for the goal's verb."
-            )
+            out.append("Remembers which receptacle cleaned/heated/cooled objects, for the goal's verb.")
         if g["example"]:
             out.append("Appends the most similar successful action sequence as a worked example.")
     else:
-        what = (
-            "whole trajectories (actions and observations)"
-            if g["store"] == "trajectory"
-            else "action sequences"
-        )
+        what = "whole trajectories (actions and observations)" if g["store"] == "trajectory" else "action sequences"
         out.append(f"Stores {what} of {src}.")
         if g["rank"] == "similarity":
             how = (
@@ -395,9 +381,7 @@ def describe(g: Genome) -> list[str]:
 def class_name(g: Genome) -> str:
     if g["store"] == "none":
         return "NoMemory"
-    parts = {"trajectory": "Trajectory", "actions": "ActionPlan", "facts": "ObjectLocation"}[
-        g["store"]
-    ]
+    parts = {"trajectory": "Trajectory", "actions": "ActionPlan", "facts": "ObjectLocation"}[g["store"]]
     if g["store"] == "facts" and g["context"] == "house":
         parts = "HouseAware" + parts
     return parts + "Memory"
@@ -423,9 +407,7 @@ def default_title(g: Genome) -> str:
         extra.append("successes only")
     if g["object_filter"]:
         extra.append("same object")
-    extra.append(
-        f"top-{g['top_k']} by {g['similarity'] if g['rank'] == 'similarity' else 'recency'}"
-    )
+    extra.append(f"top-{g['top_k']} by {g['similarity'] if g['rank'] == 'similarity' else 'recency'}")
     return f"{base} ({', '.join(extra)})"
 
 
@@ -504,17 +486,13 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("        self.found: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
     a("        self.last_seen: dict = {}  # (context, kind, receptacle) -> episode index")
     if g["negatives"]:
-        a(
-            "        # missing[context][kind][receptacle] = times the goal object was looked for there in vain"
-        )
+        a("        # missing[context][kind][receptacle] = times the goal object was looked for there in vain")
         a("        self.missing: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
     if g["tools"]:
         a("        # tools[context][verb][receptacle] = times a clean/heat/cool action used it")
         a("        self.tools: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
     if g["example"]:
-        a(
-            "        self.examples: list[dict] = []  # successful action sequences, for a worked example"
-        )
+        a("        self.examples: list[dict] = []  # successful action sequences, for a worked example")
     a("        self.totals: dict[str, int] = {}  # object kind -> times found anywhere")
     a("        self.n_episodes = 0")
     a("")
@@ -584,15 +562,11 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     if g["rank"] == "count":
         a("        # Most frequent first; ties go to the most recently confirmed place.")
         a("        return sorted(counts.items(),")
-        a(
-            "                      key=lambda kv: (-kv[1], -self.last_seen.get((ctx, kind, kv[0]), 0), kv[0]))"
-        )
+        a("                      key=lambda kv: (-kv[1], -self.last_seen.get((ctx, kind, kv[0]), 0), kv[0]))")
     else:
         a("        # Most recently confirmed first (layouts may drift); count breaks ties.")
         a("        return sorted(counts.items(),")
-        a(
-            "                      key=lambda kv: (-self.last_seen.get((ctx, kind, kv[0]), 0), -kv[1], kv[0]))"
-        )
+        a("                      key=lambda kv: (-self.last_seen.get((ctx, kind, kv[0]), 0), -kv[1], kv[0]))")
     a("")
     a("    def retrieve(self, query: Query) -> str:")
     a(f"        ctx = {qctx_expr}")
@@ -603,11 +577,7 @@ def _facts_class(g: Genome, bug: str | None) -> str:
         a("        kinds = [w for w in goal if w in self.totals]")
     a("        lines: list[str] = []")
     a("        for kind in kinds:")
-    fmt_found = (
-        'f"{kind} found in {place} (x{n})"'
-        if g["format"] == "counts"
-        else 'f"{kind} was found in {place}"'
-    )
+    fmt_found = 'f"{kind} found in {place} (x{n})"' if g["format"] == "counts" else 'f"{kind} was found in {place}"'
     a(f"            for place, n in self._ranked(self.found, ctx, kind)[:{k}]:")
     a(f"                lines.append({fmt_found})")
     if g["negatives"]:
@@ -635,9 +605,7 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("        for kind in sorted(self.totals, key=lambda k: -self.totals[k])[:40]:")
     a('            ranked = self._ranked(self.found, "*", kind)[:3]')
     a('            top[kind] = [f"{place} x{n}" for place, n in ranked]')
-    a(
-        '        return {"episodes": self.n_episodes, "object_kinds": len(self.totals), "where_found": top}'
-    )
+    a('        return {"episodes": self.n_episodes, "object_kinds": len(self.totals), "where_found": top}')
     return "\n".join(lines) + "\n"
 
 
@@ -657,9 +625,7 @@ def _episodes_class(g: Genome, bug: str | None) -> str:
     if bug == "key_error":
         a("        self.per_domain: dict[str, int] = {}  # episodes seen per domain")
     if g["similarity"] == "embed":
-        a(
-            "        self.vectors: list[list[float] | None] = []  # embedding of each item's goal, computed once"
-        )
+        a("        self.vectors: list[list[float] | None] = []  # embedding of each item's goal, computed once")
     a("")
     a("    def update(self, episode: Episode) -> None:")
     if bug == "key_error":
@@ -669,21 +635,15 @@ def _episodes_class(g: Genome, bug: str | None) -> str:
         a("        if not episode.success:")
         a("            return")
     if g["store"] == "trajectory":
-        a(
-            "        lines = [f\"Task: {episode.goal}\", f\"Outcome: {'success' if episode.success else 'failure'}\"]"
-        )
+        a("        lines = [f\"Task: {episode.goal}\", f\"Outcome: {'success' if episode.success else 'failure'}\"]")
         a("        for step in episode.steps:")
         a('            lines.append(f"> {step.action}")')
         a("            lines.append(step.observation.strip())")
     else:
         a("        # Only the actions: observations are long and mostly about other objects.")
-        a(
-            "        lines = [f\"Task: {episode.goal} ({'success' if episode.success else 'failure'})\"]"
-        )
+        a("        lines = [f\"Task: {episode.goal} ({'success' if episode.success else 'failure'})\"]")
         a('        lines += [f"> {step.action}" for step in episode.steps if step.action]')
-    a(
-        "        objects = sorted({m for s in episode.steps for m in _TAKE.findall((s.action or '').lower())})"
-    )
+    a("        objects = sorted({m for s in episode.steps for m in _TAKE.findall((s.action or '').lower())})")
     a('        self.items.append({"goal": episode.goal, "text": "\\n".join(lines),')
     a('                           "success": bool(episode.success), "objects": objects})')
     if g["similarity"] == "embed":
@@ -693,9 +653,7 @@ def _episodes_class(g: Genome, bug: str | None) -> str:
         a("        # Brokered and budgeted: may fail; callers fall back to word overlap.")
         a("        try:")
         a("            return [float(x) for x in self.services.embed([text])[0]]")
-        a(
-            "        except Exception as exc:  # noqa: BLE001 - any service failure degrades gracefully"
-        )
+        a("        except Exception as exc:  # noqa: BLE001 - any service failure degrades gracefully")
         a('            self.services.log(f"embed failed, using word overlap: {exc}")')
         a("            return None")
         a("")
@@ -709,11 +667,7 @@ def _episodes_class(g: Genome, bug: str | None) -> str:
     a("    def retrieve(self, query: Query) -> str:")
     # The injected bugs sit on paths every validation run takes, so the
     # engine's repair loop really sees them (and fixes them).
-    a(
-        "        goal = _tokens(query.goal)"
-        if bug == "name_error"
-        else "        goal = _words(query.goal)"
-    )
+    a("        goal = _tokens(query.goal)" if bug == "name_error" else "        goal = _words(query.goal)")
     a("        if not self.items:")
     a('            return ""')
     a("        candidates = list(range(len(self.items)))")
@@ -739,9 +693,7 @@ def _episodes_class(g: Genome, bug: str | None) -> str:
             a("            return len(goal & other) / (len(goal | other) or 1)")
         a("")
         a("        # Most similar first; successes before failures; newer before older.")
-        a(
-            '        ranked = sorted(candidates, key=lambda i: (-score(i), not self.items[i]["success"], -i))'
-        )
+        a('        ranked = sorted(candidates, key=lambda i: (-score(i), not self.items[i]["success"], -i))')
     a(f'        chosen = [self.items[i]["text"] for i in ranked[:{k}]]')
     a(f'        return "\\n\\n".join(chosen)[:{g["char_budget"]}]')
     a("")
@@ -776,9 +728,7 @@ def render(g: Genome, title: str | None = None, lineage: str = "", bug: str | No
     """The full module for genome ``g``. ``bug`` injects a realistic first-draft bug."""
     g = normalise(g)
     title = title or default_title(g)
-    bullets = "\n".join(
-        textwrap.fill(b, width=88, initial_indent="- ", subsequent_indent="  ") for b in describe(g)
-    )
+    bullets = "\n".join(textwrap.fill(b, width=88, initial_indent="- ", subsequent_indent="  ") for b in describe(g))
     mech = json.dumps(g, indent=4).replace("true", "True").replace("false", "False")
     head = _HEADER.format(title=title, bullets=bullets, lineage=lineage or "seed", mechanisms=mech)
     if g["store"] == "none":

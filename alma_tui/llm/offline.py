@@ -124,7 +124,14 @@ def make_handler() -> Any:
     handler = OfflineLLM()
     for name in OFFLINE_MODELS:
         litellm.register_model(
-            {name: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
-                    "litellm_provider": "offline", "mode": "chat", "max_tokens": 1_000_000}}
+            {
+                name: {
+                    "input_cost_per_token": 0.0,
+                    "output_cost_per_token": 0.0,
+                    "litellm_provider": "offline",
+                    "mode": "chat",
+                    "max_tokens": 1_000_000,
+                }
+            }
         )
     return handler

@@ -70,10 +70,7 @@ def _mentions_object(memory: str, obj: str) -> bool:
     if not obj:
         return False
     pat = re.compile(rf"\b{re.escape(obj)}(?:s|es)?\b")
-    return any(
-        pat.search(line) and re.search(r"\b[a-z]+ \d+\b", line)
-        for line in memory.lower().splitlines()
-    )
+    return any(pat.search(line) and re.search(r"\b[a-z]+ \d+\b", line) for line in memory.lower().splitlines())
 
 
 def _load_eval(text: str) -> dict[str, Any]:
@@ -134,9 +131,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
             )
         if not ok and _GOAL_VERB.search(str(e.get("goal", "")).lower()):
             n_tool_fail += 1
-        assessments.append(
-            {"task_id": str(e.get("task_id", "")), "memory_label": label, "how_it_could_help": how}
-        )
+        assessments.append({"task_id": str(e.get("task_id", "")), "memory_label": label, "how_it_could_help": how})
 
     n = max(1, len(episodes))
     avg_len = sum(lengths) / n
@@ -145,36 +140,19 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
     if n_empty:
         content.append(f"{n_empty}/{n} sampled episodes retrieved nothing.")
     if n_irrelevant:
-        content.append(
-            f"{n_irrelevant}/{n} retrieved memory that never mentions the goal's object "
-            "with a place."
-        )
+        content.append(f"{n_irrelevant}/{n} retrieved memory that never mentions the goal's object with a place.")
     if n_raw and genome["store"] in ("trajectory", "actions"):
-        content.append(
-            f"{n_raw}/{n} memories are raw step dumps; "
-            "the location of the object is buried in them."
-        )
+        content.append(f"{n_raw}/{n} memories are raw step dumps; the location of the object is buried in them.")
     if genome["source"] == "all" and genome["store"] in ("trajectory", "actions"):
-        content.append(
-            "Failed episodes are stored and retrieved like successes, "
-            "so their detours read as advice."
-        )
+        content.append("Failed episodes are stored and retrieved like successes, so their detours read as advice.")
     if avg_len > 1500:
-        structure.append(
-            f"Retrieved text averages {avg_len:.0f} chars: too long for best-first reading."
-        )
+        structure.append(f"Retrieved text averages {avg_len:.0f} chars: too long for best-first reading.")
     if genome["store"] in ("trajectory", "actions"):
-        structure.append(
-            "No aggregation across episodes: one episode's luck is presented as the rule."
-        )
+        structure.append("No aggregation across episodes: one episode's luck is presented as the rule.")
     if genome["store"] == "facts" and genome["context"] == "global":
-        structure.append(
-            "Counts are pooled across house kinds although placements differ per house kind."
-        )
+        structure.append("Counts are pooled across house kinds although placements differ per house kind.")
     if genome["store"] == "none":
-        structure.append(
-            "The design stores nothing, so the agent explores every receptacle blindly."
-        )
+        structure.append("The design stores nothing, so the agent explores every receptacle blindly.")
 
     # Candidate suggestions in order of expected value for this parent; only
     # those that would actually change the parent's mechanisms are kept.
@@ -245,8 +223,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
             cands.append(
                 (
                     "seen",
-                    "Also record every object seen (observations of opened receptacles), "
-                    "not only pick-ups",
+                    "Also record every object seen (observations of opened receptacles), not only pick-ups",
                     f"{n_empty + n_irrelevant}/{n} goals had no fact for their object.",
                 )
             )
@@ -254,8 +231,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
             cands.append(
                 (
                     "house",
-                    "Keep the counts per house kind (read from the first observation) "
-                    "with a global fallback",
+                    "Keep the counts per house kind (read from the first observation) with a global fallback",
                     "The same object kind lives in different places in "
                     "different house kinds; pooled counts point to the wrong receptacle.",
                 )
@@ -265,8 +241,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
                 (
                     "tools",
                     "Remember which receptacle was used to clean/heat/cool (tool rules)",
-                    f"{n_tool_fail} failed goals needed a transformation; "
-                    "the agent tried decoy tools.",
+                    f"{n_tool_fail} failed goals needed a transformation; the agent tried decoy tools.",
                 )
             )
         if not genome["negatives"]:
@@ -290,8 +265,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
                 (
                     "more_recall",
                     "Increase recall: return more receptacles per object kind (higher top_k)",
-                    f"{n_fail}/{n} sampled episodes still failed; "
-                    "the second and third places matter.",
+                    f"{n_fail}/{n} sampled episodes still failed; the second and third places matter.",
                 )
             )
         if genome["evidence"] == "take" and genome["source"] == "all":
@@ -332,10 +306,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
             "this analysis prioritises other mechanisms."
         )
     elif verdict == "yes":
-        lessons = (
-            "The previous suggestion improved the score; "
-            "keep it and push further in related directions."
-        )
+        lessons = "The previous suggestion improved the score; keep it and push further in related directions."
     elif previous and not previous.startswith("(none"):
         lessons = "The previous suggestion's effect is unknown; judge it by the assessments below."
     else:
@@ -348,9 +319,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
         cands.sort(key=lambda c: c[0] not in hint_ops)
         lessons += f" User hints considered: {hints[:200]}"
 
-    suggestions = [
-        {"priority": i + 1, "what": what, "why": why} for i, (_, what, why) in enumerate(cands[:4])
-    ]
+    suggestions = [{"priority": i + 1, "what": what, "why": why} for i, (_, what, why) in enumerate(cands[:4])]
     if not suggestions:
         suggestions = [
             {
@@ -408,10 +377,7 @@ def write(sections: dict[str, str], seed: int) -> str:
     rng = _rng("write", seed, parent_code, sections.get(S_ANALYSIS, ""))
     child, ops = dm.mutate(parent, _suggestions(sections.get(S_ANALYSIS, "")), rng)
     changed = [k for k in child if child[k] != parent.get(k)]
-    lineage = (
-        f"child of {_parent_id(sections)}; operators: {', '.join(ops)}; "
-        f"changed: {', '.join(changed)}"
-    )
+    lineage = f"child of {_parent_id(sections)}; operators: {', '.join(ops)}; changed: {', '.join(changed)}"
     bug = rng.choice(dm.BUGS) if rng.random() < BUG_RATE and child["store"] != "none" else None
     title = dm.default_title(child)
     return f"TITLE: {title}\n```python\n{dm.render(child, title, lineage, bug)}```\n"

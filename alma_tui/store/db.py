@@ -70,9 +70,7 @@ class Store:
             )
             sa_event.listen(self.engine, "connect", _sqlite_ro_pragmas)
         else:
-            self.engine = create_engine(
-                f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
-            )
+            self.engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
         if existed:
             self._check_integrity()
@@ -234,8 +232,12 @@ class Store:
     # -- steering ---------------------------------------------------------------------------
     def command(self, kind: str, design_id: str | None = None, text: str = "", source: str = "cli") -> Command:
         """Record a steering command; pin/veto flags are set at once so every view agrees."""
-        flags = {"pin": ("pinned", True), "unpin": ("pinned", False),
-                 "veto": ("vetoed", True), "unveto": ("vetoed", False)}
+        flags = {
+            "pin": ("pinned", True),
+            "unpin": ("pinned", False),
+            "veto": ("vetoed", True),
+            "unveto": ("vetoed", False),
+        }
         cmd = Command(kind=kind, design_id=design_id, text=text, source=source)
         with self.session() as s:
             if kind in flags:
@@ -249,8 +251,14 @@ class Store:
             s.commit()
             s.refresh(cmd)
         run = self.get_run()
-        self.emit("command", f"{kind} {design_id or ''} {text}".strip(), run_id=run.id if run else None,
-                  design_id=design_id, data={"source": source}, flush=True)
+        self.emit(
+            "command",
+            f"{kind} {design_id or ''} {text}".strip(),
+            run_id=run.id if run else None,
+            design_id=design_id,
+            data={"source": source},
+            flush=True,
+        )
         return cmd
 
     def pending_commands(self) -> list[Command]:

@@ -51,15 +51,9 @@ class AlmaCommands(Provider):
                     )
                 )
             else:
-                out.append(
-                    ("Pause the search", main.action_toggle_pause, "pause at the next selection")
-                )
-            out.append(
-                ("Add a hint for the meta agent", main.action_hint, "goes into the next analysis")
-            )
-            out.append(
-                ("Stop after the current evaluation", main.action_stop, "the run stays resumable")
-            )
+                out.append(("Pause the search", main.action_toggle_pause, "pause at the next selection"))
+            out.append(("Add a hint for the meta agent", main.action_hint, "goes into the next analysis"))
+            out.append(("Stop after the current evaluation", main.action_stop, "the run stays resumable"))
         out.append(("Jump to the best design", main.action_best, ""))
         out.append(("Follow the newest design", main.action_follow, ""))
         scope = main.log_panel.scope

@@ -298,11 +298,7 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
             run_scores_json, error, error_detail, repairs, commit, analysis_json,
             analysis_raw, memory_json, tokens, cost_usd,
         )  = d  # fmt: skip
-        parent = (
-            db.one("SELECT code, title, score FROM design WHERE id = ?", (parent_id,))
-            if parent_id
-            else None
-        )
+        parent = db.one("SELECT code, title, score FROM design WHERE id = ?", (parent_id,)) if parent_id else None
         ev = db.one(
             "SELECT id, status, score, score_se, run_scores_json, error, wall_s FROM evaluation "
             "WHERE design_id = ? ORDER BY id DESC LIMIT 1",
@@ -365,9 +361,7 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
 
 
 def pending_commands(db: Reader) -> list[tuple[str, str | None, str]]:
-    rows = db.rows(
-        "SELECT kind, design_id, text FROM command WHERE applied_at IS NULL ORDER BY id"
-    )
+    rows = db.rows("SELECT kind, design_id, text FROM command WHERE applied_at IS NULL ORDER BY id")
     return [(k, d, t) for k, d, t in rows]
 
 
@@ -391,9 +385,7 @@ def git_history(repo: Path, design_id: str, commit: str | None) -> tuple[str, st
         return "", f"{design_id} has no commit yet (only accepted designs are committed)."
     env = {"GIT_PAGER": "cat", "TERM": os.environ.get("TERM", "xterm-256color")}
     try:
-        log = r.git.log(
-            "--graph", "--decorate", "--oneline", "--color=always", "-n", "60", rev, env=env
-        )
+        log = r.git.log("--graph", "--decorate", "--oneline", "--color=always", "-n", "60", rev, env=env)
         show = r.git.show("--stat", "--color=always", "--format=fuller", rev, env=env)
     except Exception as exc:
         return "", f"git failed: {exc}"

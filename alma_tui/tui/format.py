@@ -98,9 +98,7 @@ def score_color(score: float | None, lo: float, hi: float) -> str:
 def _blend(a: Color, b: Color, t: float) -> str:
     ra, ga, ba = a.get_truecolor()
     rb, gb, bb = b.get_truecolor()
-    return (
-        f"#{int(ra + (rb - ra) * t):02x}{int(ga + (gb - ga) * t):02x}{int(ba + (bb - ba) * t):02x}"
-    )
+    return f"#{int(ra + (rb - ra) * t):02x}{int(ga + (gb - ga) * t):02x}{int(ba + (bb - ba) * t):02x}"
 
 
 def truncate(s: str, n: int) -> str:
@@ -165,11 +163,7 @@ def design_label(
 def best_design(designs: Iterable[DesignRow]) -> DesignRow | None:
     best = None
     for d in designs:
-        if (
-            d.status == "accepted"
-            and d.score is not None
-            and (best is None or d.score > best.score)
-        ):
+        if d.status == "accepted" and d.score is not None and (best is None or d.score > best.score):
             best = d
     return best
 
@@ -246,9 +240,7 @@ def render_diff(old: str, new: str, old_name: str, new_name: str, context: int =
     """A unified diff with line-number gutters, syntax colours and +/- backgrounds."""
     old_lines = old.splitlines()
     new_lines = new.splitlines()
-    diff = list(
-        difflib.unified_diff(old_lines, new_lines, old_name, new_name, n=context, lineterm="")
-    )
+    diff = list(difflib.unified_diff(old_lines, new_lines, old_name, new_name, n=context, lineterm=""))
     out = Text(no_wrap=True)
     if not diff:
         out.append("No changes: the code is identical to its parent.", style=C_DIM)

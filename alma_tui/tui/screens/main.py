@@ -166,9 +166,7 @@ class MainScreen(Screen):
         if first:
             self._load_selected(event.design_id)
         else:
-            self._detail_timer = self.set_timer(
-                DETAIL_DEBOUNCE_S, partial(self._load_selected, event.design_id)
-            )
+            self._detail_timer = self.set_timer(DETAIL_DEBOUNCE_S, partial(self._load_selected, event.design_id))
         if first:
             self.refresh_bindings()
 
@@ -198,9 +196,7 @@ class MainScreen(Screen):
             self.notify("The engine finished.", title="engine", timeout=6)
             return
         t = Text()
-        t.append(
-            f" ✗ the engine exited with code {message.returncode} ", style=f"bold reverse {C_BAD}"
-        )
+        t.append(f" ✗ the engine exited with code {message.returncode} ", style=f"bold reverse {C_BAD}")
         t.append(f"  last lines of {self.app.repo.name}/.alma/engine.log:\n", style=C_DIM)
         t.append(message.log_tail or "(empty)", style=C_BAD)
         banner.update(t)

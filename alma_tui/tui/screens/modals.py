@@ -29,8 +29,7 @@ class HintScreen(ModalScreen[str | None]):
             yield Label("Hint for the meta agent", classes="dialog-title")
             yield Static(
                 Text(
-                    "Goes into the next analysis prompt (applied at the next selection). "
-                    + self.context,
+                    "Goes into the next analysis prompt (applied at the next selection). " + self.context,
                     style=C_DIM,
                 ),
                 classes="dialog-help",

@@ -97,9 +97,7 @@ class ArchiveTree(Tree[str]):
                 new.append(d.id)
             else:
                 prev = old_rows.get(d.id)
-                parent_changed = d.parent_id is not None and old_rows.get(
-                    d.parent_id
-                ) != self._rows.get(d.parent_id)
+                parent_changed = d.parent_id is not None and old_rows.get(d.parent_id) != self._rows.get(d.parent_id)
                 if rescale or prev != d or parent_changed:
                     node.set_label(self._label(d))
         if new and (self.follow or self.selected_id is None):

@@ -151,12 +151,8 @@ def render_analysis_tab(d: DesignDetail) -> RenderableType:
             tab.add_column("#", width=3, style=f"bold {C_WARN}")
             tab.add_column("what", ratio=3)
             tab.add_column("why", ratio=2, style=C_DIM)
-            for c in sorted(
-                (c for c in changes if isinstance(c, dict)), key=lambda c: c.get("priority", 9)
-            ):
-                tab.add_row(
-                    str(c.get("priority", "")), str(c.get("what", "")), str(c.get("why", ""))
-                )
+            for c in sorted((c for c in changes if isinstance(c, dict)), key=lambda c: c.get("priority", 9)):
+                tab.add_row(str(c.get("priority", "")), str(c.get("what", "")), str(c.get("why", "")))
             parts.append(Padding(tab, (0, 2)))
         assess = a.get("trajectory_assessments") or []
         if assess:
@@ -268,9 +264,7 @@ def render_memory_tab(d: DesignDetail) -> RenderableType:
     if d.memory is None:
         if d.memory_raw:
             return Text(d.memory_raw[:MAX_MEMORY_CHARS])
-        return Text(
-            "No memory snapshot (taken after the collection phase).", style=f"italic {C_DIM}"
-        )
+        return Text("No memory snapshot (taken after the collection phase).", style=f"italic {C_DIM}")
     text = json.dumps(d.memory, indent=2, ensure_ascii=False, default=str)
     head = Text(f"snapshot() after collection · {len(text):,} chars\n", style=C_DIM)
     if len(text) > MAX_MEMORY_CHARS:
@@ -330,9 +324,7 @@ class DetailPane(Vertical):
 
     def show(self, views: DetailViews | None, design_id: str | None = None) -> None:
         if views is None:
-            self.query_one("#detail-header", Static).update(
-                Text(f"{design_id or ''} not found", style=C_DIM)
-            )
+            self.query_one("#detail-header", Static).update(Text(f"{design_id or ''} not found", style=C_DIM))
             return
         self.query_one("#detail-header", Static).update(views.header)
         self._wide("#diff-body", views.diff)
