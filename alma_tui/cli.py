@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from alma_tui import offline
 from alma_tui.sanitize import sanitize
 
 DEFAULT_REPO = "designs_repo"
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    offline.install()  # the default offline/* models plug into the model client (alma_tui.llm.providers)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
