@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alma_tui import offline
+from alma_tui.archive_rows import design_rows
 from alma_tui.sanitize import sanitize
 
 DEFAULT_REPO = "designs_repo"
@@ -692,28 +693,6 @@ def status_line(repo: Path, store: Any = None) -> str:
     elif run.status_detail:
         parts.append(sanitize(run.status_detail, newlines=False))
     return " · ".join(parts)
-
-
-def design_rows(store: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": d.id,
-            "parent": d.parent_id,
-            "title": sanitize(d.title, newlines=False),
-            "score": d.score,
-            "score_se": d.score_se,
-            "status": d.status,
-            "commit": d.commit,
-            "iteration": d.iteration,
-            "origin": d.origin,
-            "visits": d.visits,
-            "pinned": d.pinned,
-            "vetoed": d.vetoed,
-            "repairs": d.repairs,
-            "error": sanitize(d.error) if d.error else d.error,
-        }
-        for d in store.designs()
-    ]
 
 
 def cmd_designs(args: argparse.Namespace) -> int:
