@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from alma_tui import offline
+from alma_tui.archive_rows import design_rows
 from alma_tui.sanitize import sanitize
 
 DEFAULT_REPO = "designs_repo"
@@ -223,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    offline.install()  # the default offline/* models plug into the model client (alma_tui.llm.providers)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -697,28 +700,6 @@ def status_line(repo: Path, store: Any = None) -> str:
     elif run.status_detail:
         parts.append(sanitize(run.status_detail, newlines=False))
     return " · ".join(parts)
-
-
-def design_rows(store: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": d.id,
-            "parent": d.parent_id,
-            "title": sanitize(d.title, newlines=False),
-            "score": d.score,
-            "score_se": d.score_se,
-            "status": d.status,
-            "commit": d.commit,
-            "iteration": d.iteration,
-            "origin": d.origin,
-            "visits": d.visits,
-            "pinned": d.pinned,
-            "vetoed": d.vetoed,
-            "repairs": d.repairs,
-            "error": sanitize(d.error) if d.error else d.error,
-        }
-        for d in store.designs()
-    ]
 
 
 def cmd_designs(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from alma_tui.archive_rows import design_rows
 from alma_tui.sanitize import sanitize
 
 SHOWN = {
@@ -84,8 +85,6 @@ class HeadlessReporter:
             self.progress.console.print(text, highlight=False, soft_wrap=True)
 
     def summary(self, search: Any, status: str) -> None:
-        from alma_tui.cli import design_rows
-
         rows = design_rows(search.store)
         self.console.print(archive_table(rows))
         run = search.store.get_run()

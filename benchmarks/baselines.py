@@ -16,12 +16,12 @@ import argparse
 import statistics
 import time
 
-from alma_tui.agent.offline_policy import choose_action
 from alma_tui.designs import BUILTIN, builtin_source
 from alma_tui.domains import get_domain
 from alma_tui.engine.evaluator import EvalSettings, Evaluator, Hooks
 from alma_tui.llm.local_embed import hash_embed
-from alma_tui.llm.offline import offline_answer
+from alma_tui.offline.policy import choose_action
+from alma_tui.offline.provider import offline_answer
 
 ORDER = ["no_memory", "trajectory_retrieval", "reasoning_bank", "dynamic_cheatsheet", "g_memory"]
 

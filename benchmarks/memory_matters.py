@@ -19,11 +19,11 @@ import time
 from collections import defaultdict
 
 from alma_tui.agent.loop import run_episode
-from alma_tui.agent.offline_policy import choose_action
 from alma_tui.design_api import Episode, MemoryDesign, Query, Services
 from alma_tui.designs import load_builtin_class
 from alma_tui.domains import get_domain
 from alma_tui.llm.local_embed import hash_embed
+from alma_tui.offline.policy import choose_action
 
 _HOUSE = re.compile(r"in an? ([a-z]+)\.")
 _REC = re.compile(r"(?:arrive at|open the|on the) ([a-z]+ \d+)")

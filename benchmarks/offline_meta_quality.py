@@ -2,7 +2,7 @@
 
 Starting from the built-in ``trajectory_retrieval`` design, runs a small ALMA
 search in-process with the real meta agent (:class:`MetaAgent`) over the
-offline meta LLM (:func:`offline_meta.respond`): select a parent (greedy on
+offline meta LLM (:func:`alma_tui.offline.meta.respond`): select a parent (greedy on
 score with a visit penalty, so the archive becomes a tree, not only a chain),
 analyze its evaluation log, write a child, validate it (repair on error, up
 to 3 times), evaluate it with the batched protocol on ``household`` with the
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alma_tui.agent.loop import run_episode
-from alma_tui.agent.offline_policy import choose_action
 from alma_tui.design_api import Episode, MemoryDesign, Query, Services, Step
 from alma_tui.domains.household import HouseholdDomain
 from alma_tui.engine.meta_agent import MetaAgent, MetaAgentError, ParentInfo
-from alma_tui.llm import design_mechanisms as dm
 from alma_tui.llm.local_embed import hash_embed
-from alma_tui.llm.offline_meta import respond
+from alma_tui.offline import mechanisms as dm
+from alma_tui.offline.meta import respond
+from alma_tui.offline.policy import choose_action
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = HouseholdDomain()

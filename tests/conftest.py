@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from alma_tui import offline
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# The CLI registers the offline models with the model client at start; tests that build a
+# Search or an LLMClient directly need the same registration (alma_tui.llm.providers).
+offline.install()
 
 TINY = ["--collection", "4", "--deployment", "4", "--runs", "2", "--concurrency", "2"]
 

@@ -147,7 +147,7 @@ class StubServer:
         if kind in ("write", "repair"):
             return fenced(DESIGN_CODE)
         if kind == "agent":
-            from alma_tui.agent.offline_policy import choose_action
+            from alma_tui.offline.policy import choose_action
 
             return choose_action(messages, 0)
         return "a short note from the stub"

@@ -6,12 +6,12 @@ import json
 import math
 
 from alma_tui.agent.loop import CORRECTION, match_action, run_episode, trim_history
-from alma_tui.agent.offline_policy import choose_action, memory_votes, parse_goal
 from alma_tui.agent.prompt import MEMORY_HEADING, step_message, system_prompt
 from alma_tui.design_api import Episode, Query, Services, Step
 from alma_tui.designs import BUILTIN, builtin_source, load_builtin_class
 from alma_tui.domains.household import HouseholdDomain
 from alma_tui.llm.local_embed import hash_embed
+from alma_tui.offline.policy import choose_action, memory_votes, parse_goal
 
 ADM = [
     "go to cabinet 1",

@@ -13,13 +13,13 @@ from functools import lru_cache
 
 import pytest
 
-from alma_tui.agent.offline_policy import choose_action, memory_votes, parse_goal
 from alma_tui.design_api import Episode, Query, Services, Step
 from alma_tui.designs import BUILTIN, builtin_source, load_builtin_class
 from alma_tui.domains import get_domain
 from alma_tui.engine.evaluator import synthetic_episodes
 from alma_tui.llm.local_embed import hash_embed
-from alma_tui.llm.offline import offline_answer
+from alma_tui.offline.policy import choose_action, memory_votes, parse_goal
+from alma_tui.offline.provider import offline_answer
 from alma_tui.sandbox import validate_design
 
 BASELINES = ["reasoning_bank", "dynamic_cheatsheet", "g_memory"]

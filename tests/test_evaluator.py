@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from alma_tui.agent.offline_policy import choose_action
 from alma_tui.designs import builtin_source
 from alma_tui.domains import get_domain
 from alma_tui.engine.evaluator import EvalSettings, EvaluationFailed, Evaluator, Hooks, split_tasks
+from alma_tui.offline.policy import choose_action
 
 RECORDER = '''
 """Records every call so the test can check the protocol."""

@@ -22,8 +22,8 @@ from alma_tui.engine.meta_agent import (
     extract_code,
     extract_json,
 )
-from alma_tui.llm import design_mechanisms as dm
-from alma_tui.llm.offline_meta import respond
+from alma_tui.offline import mechanisms as dm
+from alma_tui.offline.meta import respond
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,8 +72,8 @@ def _household_episodes(n: int = 4) -> list[Episode]:
     """Real episodes from the household domain with the offline policy, if both exist."""
     try:
         from alma_tui.agent.loop import run_episode
-        from alma_tui.agent.offline_policy import choose_action
         from alma_tui.domains.household import HouseholdDomain
+        from alma_tui.offline.policy import choose_action
     except ImportError:
         return []
     dom = HouseholdDomain()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alma_tui.llm.offline import extractive_note, offline_answer
+from alma_tui.offline.provider import extractive_note, offline_answer
 
 TRAJ = (
     "Summarise this episode.\n"

@@ -107,7 +107,7 @@ def build_archive(repo: Path) -> dict[str, dict]:
 
 
 def _rows(store: Store) -> list[dict]:
-    from alma_tui.cli import design_rows
+    from alma_tui.archive_rows import design_rows
 
     return design_rows(store)
 

@@ -18,7 +18,7 @@ from tests.conftest import TINY
 
 
 def designs(repo: Path) -> list[dict]:
-    from alma_tui.cli import design_rows
+    from alma_tui.archive_rows import design_rows
 
     return design_rows(Store(repo, create=False))
 

@@ -2,7 +2,7 @@
 
 Kept in one tiny module because three parties depend on its exact shape: the
 step loop that builds the chat, real LLMs that read it, and the offline policy
-(``offline_policy``) that parses it back. Change it here and nowhere else.
+(:mod:`alma_tui.offline.policy`) that parses it back. Change it here and nowhere else.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why a module of its own: the same text is read by two very different consumers.
 A frontier model (GPT-5, Claude) must get everything it needs to do excellent
 work: the exact design API, the rules of the sandbox, the parent's code and a
 faithful sample of how it behaved. The deterministic offline meta agent
-(:mod:`alma_tui.llm.offline_meta`) must be able to parse the very same prompt. So
+(:mod:`alma_tui.offline.meta`) must be able to parse the very same prompt. So
 every user message has a rigid skeleton::
 
     ### TASK: analyze|write|repair

@@ -7,6 +7,7 @@ in another process sees the same numbers as the engine.
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
@@ -103,10 +104,10 @@ def spend_vs_budget(store: Any, budget_usd: float | None = None, budget_tokens: 
     if budget_usd is None and budget_tokens is None:
         run = store.get_run()
         if run is not None:
-            from alma_tui.engine.config import SearchConfig
-
-            cfg = SearchConfig.from_json(run.settings_json)
-            budget_usd, budget_tokens = cfg.budget_usd, cfg.budget_tokens
+            # The run's stored settings (the engine's config as JSON), read as plain JSON:
+            # the model layer sits below the engine and must not import its config class.
+            settings = json.loads(run.settings_json or "{}")
+            budget_usd, budget_tokens = settings.get("budget_usd"), settings.get("budget_tokens")
     t = run_totals(store)
     return {
         **t,

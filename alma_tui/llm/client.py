@@ -1,8 +1,9 @@
 """Every model call of a search goes through here: one place for litellm, accounting and limits.
 
 litellm is imported on the first call, never at start-up (it costs 4-5 s). Offline
-models are registered as a litellm custom provider, so they take the same path as
-real ones. Every call becomes an ``LLMCall`` row (never the key, never the prompt):
+models are litellm custom providers, registered by the application in
+:mod:`alma_tui.llm.providers` (this module never imports them), so they take the
+same path as real ones. Every call becomes an ``LLMCall`` row (never the key, never the prompt):
 model, role, prompt/completion/reasoning tokens, cost (litellm's price map; an
 unknown price counts the tokens, costs 0 and sets ``cost_known=False``), latency
 and the number of retries.
@@ -35,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alma_tui.llm.offline import is_offline
+from alma_tui.llm import providers
 
 _lock = threading.Lock()
 _litellm: Any = None
+_handlers: dict[str, Any] = {}  # in-process provider name -> its litellm handler, built once
 
 #: providers that run on the user's machine or their own server: no key needed
 LOCAL_PROVIDERS = {
@@ -71,7 +73,8 @@ class ProviderUnavailable(Exception):
 
 
 def litellm_module() -> Any:
-    """Import and configure litellm once (local price map, quiet logs, offline provider)."""
+    """Import and configure litellm once (local price map, quiet logs), and hand it the
+    in-process providers registered so far (the offline models)."""
     global _litellm
     with _lock:
         if _litellm is None:
@@ -85,11 +88,20 @@ def litellm_module() -> Any:
             litellm.drop_params = True  # reasoning_effort/temperature/seed dropped where unsupported
             for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
                 logging.getLogger(name).setLevel(logging.ERROR)
-            from alma_tui.llm.offline import make_handler
-
-            litellm.custom_provider_map = [{"provider": "offline", "custom_handler": make_handler()}]
             _litellm = litellm
+        _install_providers(_litellm)
     return _litellm
+
+
+def _install_providers(litellm: Any) -> None:
+    """Give litellm a handler for each registered in-process provider it does not have yet
+    (a provider registered after litellm was loaded is picked up on the next call)."""
+    new = [p for p in providers.registered() if p.name not in _handlers]
+    if not new:
+        return
+    for p in new:
+        _handlers[p.name] = p.make_handler()
+    litellm.custom_provider_map = [{"provider": name, "custom_handler": h} for name, h in _handlers.items()]
 
 
 # -- keys and model checks ----------------------------------------------------------------------
@@ -131,9 +143,10 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
     """Fail before a search starts if a model cannot work: unknown provider, a cloud
     model name litellm does not know (``strict_name``), or a missing key. Local servers
     (ollama, vLLM, any OpenAI-compatible ``api_base``) need no key and accept any name."""
-    if is_offline(model):
-        if model not in ("offline/agent", "offline/meta"):
-            raise ModelError(f"unknown offline model {model!r}; use offline/agent or offline/meta")
+    local = providers.lookup(model)
+    if local is not None:
+        if model not in local.models:
+            raise ModelError(f"unknown {local.name} model {model!r}; use {' or '.join(local.models)}")
         return
     litellm = litellm_module()
     try:
@@ -387,7 +400,7 @@ class LLMClient:
         kwargs: dict[str, Any] = {**(rp.kwargs() if rp else {}), **params}
         if seed is not None:
             kwargs["seed"] = seed
-        if not is_offline(model):
+        if not providers.in_process(model):
             kwargs["num_retries"] = 0  # our loop retries (and counts); litellm's and the SDK's must not
             kwargs["max_retries"] = 0
             kwargs.setdefault("timeout", self.timeout_s)
@@ -439,7 +452,7 @@ class LLMClient:
                 if kind == "auth":
                     self._fatal = ModelError(f"{model} was rejected by the provider: {redact(str(exc))[:300]}")
                     raise self._fatal from exc
-                if kind != "retry" or is_offline(model):
+                if kind != "retry" or providers.in_process(model):
                     raise
                 if attempt.retries >= self.num_retries:
                     halt = ProviderUnavailable(
@@ -519,7 +532,7 @@ class LLMClient:
 
     def _cost(self, model: str, usage: Any, embedding: bool = False) -> tuple[float, bool]:
         """(cost in USD, whether the price is known). Unknown prices cost 0 and are flagged."""
-        if is_offline(model):
+        if providers.in_process(model):
             return 0.0, True
         if usage is None:
             return 0.0, False

@@ -5,6 +5,9 @@ repairs memory designs. Both are deterministic for a seed and never touch the
 network, so `alma-tui run` is a real search on any machine. Because they sit behind
 litellm like any other provider, every code path (prompting, parsing, accounting,
 retries) is the one real models take.
+
+The model client does not import this module: :func:`install` registers the
+provider in :mod:`alma_tui.llm.providers`, and the client hands it to litellm.
 """
 
 from __future__ import annotations
@@ -13,11 +16,9 @@ import re
 import time
 from typing import Any
 
+from alma_tui.llm.providers import LocalProvider, register
+
 OFFLINE_MODELS = ("offline/agent", "offline/meta")
-
-
-def is_offline(model: str) -> bool:
-    return model.startswith("offline/")
 
 
 def _approx_tokens(text: str) -> int:
@@ -31,11 +32,11 @@ def offline_answer(model: str, messages: list[dict[str, Any]], seed: int) -> str
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         if "Admissible actions:" not in last:
             return extractive_note(messages)  # a design's own llm() call, not an acting step
-        from alma_tui.agent.offline_policy import choose_action
+        from alma_tui.offline.policy import choose_action  # lazy, like the meta agent below: install() stays light
 
         return choose_action(messages, seed)
     if name == "meta":
-        from alma_tui.llm.offline_meta import respond
+        from alma_tui.offline.meta import respond
 
         return respond(messages, seed)
     raise ValueError(f"unknown offline model {model!r} (known: {', '.join(OFFLINE_MODELS)})")
@@ -135,3 +136,11 @@ def make_handler() -> Any:
             }
         )
     return handler
+
+
+PROVIDER = LocalProvider("offline", OFFLINE_MODELS, make_handler)
+
+
+def install() -> None:
+    """Make ``offline/agent`` and ``offline/meta`` callable through the model client (idempotent)."""
+    register(PROVIDER)

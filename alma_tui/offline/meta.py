@@ -10,7 +10,7 @@ answers them for real, without a network:
   concrete mechanisms;
 - **write**: recovers the parent's genome from its code, mutates it as the
   ANALYSIS asks (any analysis, also a real model's: suggestions are matched by
-  keywords), and renders a readable module (:mod:`design_mechanisms`). About one
+  keywords), and renders a readable module (:mod:`alma_tui.offline.mechanisms`). About one
   first draft in ten carries a realistic bug (NameError, KeyError on an unseen
   key) so the engine's repair path runs in ordinary searches;
 - **repair**: regenerates the failing module's genome without the bug.
@@ -38,7 +38,7 @@ from alma_tui.engine.prompts import (
     TASK_WRITE,
     parse_prompt,
 )
-from alma_tui.llm import design_mechanisms as dm
+from alma_tui.offline import mechanisms as dm
 
 __all__ = ["BUG_RATE", "analyze", "repair", "respond", "write"]
 
