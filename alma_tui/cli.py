@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,10 +27,7 @@ class CliError(Exception):
 
 
 # -- numeric flags: checked by argparse, so a bad value is a usage error (exit 2) --------------
-MAX_ITERATIONS = 1_000_000
-MAX_SEED = 2**32 - 1
-
-
+# (their ranges are the settings' own: alma_tui/engine/config.py; _setting_args derives the flags)
 def int_in(lo: int, hi: int) -> Any:
     """argparse ``type=``: an integer in [lo, hi]."""
 
@@ -47,7 +46,6 @@ def int_in(lo: int, hi: int) -> Any:
 
 def float_in(lo: float, hi: float, *, low_open: bool = False) -> Any:
     """argparse ``type=``: a finite number in [lo, hi] (or (lo, hi] with ``low_open``)."""
-    import math
 
     def parse(text: str) -> float:
         try:
@@ -65,12 +63,6 @@ def float_in(lo: float, hi: float, *, low_open: bool = False) -> Any:
     return parse
 
 
-ITERATIONS = int_in(0, MAX_ITERATIONS)  # 0: only evaluate the seed designs of a new search
-COUNT = int_in(1, 10_000)  # tasks, runs per evaluation
-SEED = int_in(0, MAX_SEED)
-TEMPERATURE = float_in(0.0, 2.0)
-
-
 def _repo_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repo",
@@ -80,96 +72,53 @@ def _repo_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
+    """One flag per setting, derived from ``SearchConfig``: its name from ``FLAGS``, its type,
+    range and choices from the field's annotation (so the CLI cannot drift from the settings)."""
+    from alma_tui.engine.config import FLAG_BY_PATH, field_spec
+
+    for path in paths:
+        if path == "repo":
+            _repo_arg(p)
+            continue
+        flag = FLAG_BY_PATH[path]
+        spec = field_spec(path)
+        kw: dict[str, Any] = {"dest": flag.dest, "default": None, "help": flag.help}
+        if spec.kind is bool:
+            kw["action"] = "store_true"
+        elif spec.choices is not None:
+            kw["choices"] = list(spec.choices)
+        elif spec.kind is int:
+            lo = spec.ge if spec.ge is not None else (spec.gt + 1 if spec.gt is not None else -(2**63))
+            kw["type"] = int_in(int(lo), int(spec.le if spec.le is not None else 2**63 - 1))
+        elif spec.kind is float:
+            lo = spec.gt if spec.gt is not None else spec.ge
+            kw["type"] = float_in(
+                float(lo if lo is not None else -math.inf),
+                float(spec.le if spec.le is not None else math.inf),
+                low_open=spec.gt is not None,
+            )
+        p.add_argument(flag.flag, **kw)
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML settings file (keys: the flags' names); flags and ALMA_TUI_* variables win over it",
+    )
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
-    _repo_arg(p)
-    p.add_argument("--domain", default=None, help="domain to search on (default household; see `alma-tui domains`)")
-    p.add_argument("--meta-model", default=None, help="litellm model of the meta agent (default offline/meta)")
-    p.add_argument("--agent-model", default=None, help="litellm model of the acting agent (default offline/agent)")
-    p.add_argument("--design-model", default=None, help="model behind a design's llm() (default: agent model)")
-    p.add_argument(
-        "--embedding-model",
-        default=None,
-        help="litellm embedding model behind a design's embed() (default: local hashing embedding)",
-    )
-    p.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server (ollama, vllm)")
-    p.add_argument("--meta-api-base", default=None, help="server of the meta model only (overrides --api-base)")
-    p.add_argument(
-        "--agent-api-base", default=None, help="server of the agent, design and embedding models (overrides --api-base)"
-    )
-    p.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys (the environment wins)")
-    p.add_argument(
-        "--meta-reasoning",
-        choices=["low", "medium", "high"],
-        default=None,
-        help="reasoning effort of the meta model (dropped if unsupported)",
-    )
-    p.add_argument(
-        "--agent-reasoning",
-        choices=["low", "medium", "high"],
-        default=None,
-        help="reasoning effort of the acting agent (dropped if unsupported)",
-    )
-    p.add_argument("--meta-temperature", type=TEMPERATURE, default=None)
-    p.add_argument("--agent-temperature", type=TEMPERATURE, default=None)
-    p.add_argument(
-        "--max-concurrent-llm", type=int_in(1, 1024), default=None, help="requests in flight per model (default 8)"
-    )
-    p.add_argument(
-        "--llm-timeout",
-        type=float_in(0.0, 86_400.0, low_open=True),
-        default=None,
-        help="seconds per model request (default 120)",
-    )
-    p.add_argument(
-        "--llm-retries",
-        type=int_in(0, 100),
-        default=None,
-        help="retries on 429/5xx/timeouts before pausing for a provider outage (default 4)",
-    )
-    p.add_argument(
-        "--skip-model-check",
-        action="store_true",
-        help="accept model names litellm does not know (keys are still checked)",
-    )
-    p.add_argument(
-        "--iterations",
-        type=ITERATIONS,
-        default=None,
-        help="run until N iterations in total (default 5; 0: only evaluate the seeds of a new search)",
-    )
-    p.add_argument("--parents", type=int_in(1, 100), default=None, help="parents (children) per iteration (default 2)")
-    p.add_argument("--selection", choices=["open-ended", "greedy"], default=None)
-    p.add_argument("--seed", type=SEED, default=None)
-    p.add_argument(
-        "--budget-usd",
-        type=float_in(0.0, 1e9, low_open=True),
-        default=None,
-        help="stop before the run would spend more",
-    )
-    p.add_argument(
-        "--budget-tokens", type=int_in(1, 10**15), default=None, help="stop before the run would use more tokens"
-    )
-    p.add_argument("--collection", type=COUNT, default=None, help="collection tasks per evaluation (default 12)")
-    p.add_argument("--deployment", type=COUNT, default=None, help="deployment tasks per evaluation (default 12)")
-    p.add_argument("--runs", type=int_in(1, 1000), default=None, help="deployment runs per evaluation (default 3)")
-    p.add_argument("--concurrency", type=int_in(1, 256), default=None, help="episodes run at once (default 4)")
-    p.add_argument(
-        "--protocol",
-        choices=["batched", "sequential"],
-        default=None,
-        help="batched: memory frozen after collection (default); sequential: it keeps learning",
-    )
+    from alma_tui.engine.config import FLAGS
+
+    _setting_args(p, tuple(f.path for f in FLAGS))
+    _config_arg(p)
     p.add_argument("--headless", action="store_true", help="no TUI: rich progress on the terminal")
-    _sandbox_arg(p)
-
-
-def _sandbox_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--allow-weak-sandbox",
-        action="store_true",
-        default=None,
-        help="run designs even where the OS cannot isolate them (see `alma-tui doctor`)",
-    )
+    # the TUI starts its engine with the settings it resolved, whole (see _run_with_tui)
+    p.add_argument("--settings-json", default=None, help=argparse.SUPPRESS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,32 +128,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, the flags of `run` and `eval` (derived from the settings,
+    which imports pydantic) are added only to that command's parser, so `--help` and the other
+    commands start fast."""
+    full = command is None
     parser = _Parser(
         prog="alma-tui",
         description="Run, watch and steer an ALMA search over agent memory designs written as code.",
     )
     sub = parser.add_subparsers(dest="command")
-    _run_args(sub.add_parser("run", help="start or resume a search (default command)"))
+    run = sub.add_parser(
+        "run",
+        help="start or resume a search (default command)",
+        epilog="Each setting flag can also come from the environment as ALMA_TUI_<FLAG> (ALMA_TUI_AGENT_MODEL, "
+        'ALMA_TUI_LLM_TIMEOUT, ...) or from a TOML --config FILE (agent-model = "..."). Precedence: flags > '
+        "environment > file > the settings stored in the repo (a resume keeps them) > defaults.",
+    )
+    if full or command == "run":
+        _run_args(run)
+    else:
+        _repo_arg(run)
     _repo_arg(sub.add_parser("watch", help="attach the TUI to a search running elsewhere"))
     ev = sub.add_parser("eval", help="evaluate one design (id, git rev, built-in name or .py path)")
     ev.add_argument("design")
-    _repo_arg(ev)
-    ev.add_argument("--domain", default=None)
-    ev.add_argument("--agent-model", default=None)
-    ev.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server")
-    ev.add_argument("--env-file", default=None, help="KEY=VALUE file with API keys")
-    ev.add_argument("--agent-reasoning", choices=["low", "medium", "high"], default=None)
-    ev.add_argument("--agent-temperature", type=TEMPERATURE, default=None)
-    ev.add_argument("--embedding-model", default=None)
-    ev.add_argument("--split", default="test", choices=["train", "test"])
-    ev.add_argument("--runs", type=int_in(1, 1000), default=3)
-    ev.add_argument("--collection", type=COUNT, default=12)
-    ev.add_argument("--deployment", type=COUNT, default=12)
-    ev.add_argument("--seed", type=SEED, default=0)
-    ev.add_argument("--protocol", choices=["batched", "sequential"], default="batched")
-    ev.add_argument("--json", action="store_true")
-    _sandbox_arg(ev)
+    if full or command == "eval":
+        from alma_tui.engine.config import EVAL_PATHS
+
+        _setting_args(ev, EVAL_PATHS)
+        _config_arg(ev)
+        ev.add_argument("--split", default="test", choices=["train", "test"])
+        ev.add_argument("--json", action="store_true")
+    else:
+        _repo_arg(ev)
     ds = sub.add_parser("designs", help="the archive as a table")
     _repo_arg(ds)
     ds.add_argument("--json", action="store_true")
@@ -226,10 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     offline.install()  # the default offline/* models plug into the model client (alma_tui.llm.providers)
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]  # `alma-tui --repo R` is `alma-tui run --repo R`
+    parser = build_parser(argv[0])
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -326,110 +282,79 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 # -- run ------------------------------------------------------------------------------------------
-def config_from_args(args: argparse.Namespace) -> Any:
-    """Flags over the settings stored in the repo (a resume keeps them) over defaults."""
-    from alma_tui.engine.config import SearchConfig
+def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None = None) -> Any:
+    """The settings (``alma_tui.engine.config.Resolved``), built once from all their sources:
+    defaults < the settings stored in the repo (a resume keeps them) < ``--config FILE``
+    < ``ALMA_TUI_*`` variables < flags. ``paths`` (eval): only those settings, nothing stored.
+
+    An engine started by the TUI gets ``--settings-json``: the settings its parent resolved,
+    whole, so nothing is merged twice and no flag can be lost on the way."""
+    from alma_tui.engine.config import (
+        FLAGS,
+        Resolved,
+        SearchConfig,
+        SettingsError,
+        describe_error,
+        load_stored,
+        resolve,
+    )
     from alma_tui.store.peek import PeekError, stored_settings
 
     repo = Path(args.repo)
-    cfg = SearchConfig(repo=repo)
-    stored: Any = None
-    try:
-        settings = stored_settings(repo)  # stdlib sqlite3: keeps SQLModel off the TUI's start-up path
-    except PeekError as exc:
-        raise CliError(str(exc)) from exc
-    if settings is not None:
+    stored_json = None
+    if paths is None:
         try:
-            cfg = SearchConfig.from_json(settings)
-            stored = SearchConfig.from_json(settings)
-        except (ValueError, TypeError) as exc:
-            raise CliError(
-                f"the settings stored in {repo / '.alma' / 'alma.db'} are unreadable ({exc}); "
-                "start a new search with another --repo"
-            ) from exc
-        cfg.repo = repo
-        stored.repo = repo
-    simple = {
-        "domain": "domain",
-        "meta_model": "meta_model",
-        "agent_model": "agent_model",
-        "design_model": "design_model",
-        "embedding_model": "embedding_model",
-        "api_base": "api_base",
-        "iterations": "iterations",
-        "selection": "selection",
-        "seed": "seed",
-        "budget_usd": "budget_usd",
-        "budget_tokens": "budget_tokens",
-        "meta_api_base": "meta_api_base",
-        "agent_api_base": "agent_api_base",
-        "meta_reasoning": "meta_reasoning",
-        "agent_reasoning": "agent_reasoning",
-        "meta_temperature": "meta_temperature",
-        "agent_temperature": "agent_temperature",
-        "max_concurrent_llm": "max_concurrent_llm",
-        "llm_timeout": "llm_timeout_s",
-        "llm_retries": "llm_retries",
-    }
-    for flag, attr in simple.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            setattr(cfg, attr, value)
-    for flag, attr in {
-        "collection": "n_collection",
-        "deployment": "n_deployment",
-        "runs": "runs",
-        "concurrency": "concurrency",
-    }.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            if value < 1:
-                raise CliError(f"--{flag} must be at least 1")
-            setattr(cfg.eval, attr, value)
-    if getattr(args, "parents", None) is not None:
-        from dataclasses import replace
-
-        if args.parents < 1:
-            raise CliError("--parents must be at least 1")
-        cfg.params = replace(cfg.params, k=args.parents)
-    if cfg.iterations < 0:
-        raise CliError("--iterations must be >= 0")
-    if getattr(args, "allow_weak_sandbox", None):
-        cfg.allow_weak_sandbox = True
-    if getattr(args, "env_file", None):
-        cfg.env_file = str(Path(args.env_file).expanduser().resolve())
-    if cfg.max_concurrent_llm < 1 or cfg.llm_retries < 0 or cfg.llm_timeout_s <= 0:
-        raise CliError("--max-concurrent-llm must be >= 1, --llm-retries >= 0 and --llm-timeout > 0")
-    if (cfg.budget_usd is not None and cfg.budget_usd <= 0) or (
-        cfg.budget_tokens is not None and cfg.budget_tokens <= 0
-    ):
-        raise CliError("--budget-usd and --budget-tokens must be greater than 0")
-    if getattr(args, "protocol", None):
-        cfg.eval.protocol = args.protocol
-    cfg.eval.seed = cfg.seed
-    if stored is not None:
-        _refuse_score_changes(stored, cfg)
-    return cfg
+            stored_json = stored_settings(repo)  # stdlib sqlite3: keeps SQLModel off the TUI's start-up path
+        except PeekError as exc:
+            raise CliError(str(exc)) from exc
+    try:
+        if getattr(args, "settings_json", None):
+            cfg = SearchConfig.model_validate_json(args.settings_json)
+            if Path(cfg.repo) != repo:
+                raise CliError(f"--settings-json is for {cfg.repo}, not {repo}")
+            return Resolved(cfg, load_stored(repo, stored_json), {})
+        flags = {
+            f.path: getattr(args, f.dest, None)
+            for f in FLAGS
+            if f.path != "repo" and (paths is None or f.path in paths)
+        }
+        if flags.get("env_file"):
+            flags["env_file"] = str(Path(flags["env_file"]).expanduser().resolve())
+        return resolve(
+            repo,
+            flags=flags,
+            file=getattr(args, "config", None),
+            stored_json=stored_json,
+            paths=paths,
+        )
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    except ValueError as exc:  # a malformed --settings-json (only the TUI writes it)
+        raise CliError(f"--settings-json: {describe_error(exc)}") from exc
 
 
-def _refuse_score_changes(stored: Any, cfg: Any) -> None:
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The ``SearchConfig`` a `run` with these arguments searches with (resume check included)."""
+    resolved = settings_from_args(args)
+    if resolved.stored is not None:
+        _refuse_score_changes(resolved.stored, resolved.config, resolved.origin)
+    return resolved.config
+
+
+def _refuse_score_changes(stored: Any, cfg: Any, origin: dict[str, str] | None = None) -> None:
     """Scores of one archive must stay comparable: the protocol that defines them is fixed at creation."""
-    fields = {
-        "--agent-model": ("agent_model",),
-        "--seed": ("seed",),
-        "--collection": ("eval", "n_collection"),
-        "--deployment": ("eval", "n_deployment"),
-        "--runs": ("eval", "runs"),
-        "--protocol": ("eval", "protocol"),
-    }
-    for flag, path in fields.items():
-        old, new = stored, cfg
-        for part in path:
-            old, new = getattr(old, part), getattr(new, part)
+    from alma_tui.engine.config import FLAGS, get_path
+
+    for f in FLAGS:
+        if not f.score:
+            continue
+        old, new = get_path(stored, f.path), get_path(cfg, f.path)
         if old != new:
+            source = (origin or {}).get(f.path, f.flag)
+            came = "" if source == f.flag else f" (from {source})"
             raise CliError(
-                f"{cfg.repo} was searched with {flag} {old}; changing it to {new} would make scores "
-                f"incomparable (use another --repo, or `alma-tui eval DESIGN {flag} {new}` to transfer)"
+                f"{cfg.repo} was searched with {f.flag} {old}; changing it to {new}{came} would make scores "
+                f"incomparable (use another --repo, or `alma-tui eval DESIGN {f.flag} {new}` to transfer)"
             )
 
 
@@ -474,23 +399,27 @@ def _peek_run(repo: Path) -> dict[str, Any] | None:
         raise CliError(str(exc)) from exc
 
 
-def _check_iterations(args: argparse.Namespace, run: dict[str, Any] | None) -> bool:
+def _check_iterations(repo: Path, run: dict[str, Any] | None, resolved: Any) -> bool:
     """False when `--iterations 0` asks for the status of an existing search (nothing to run;
     a search created with `--iterations 0`, which only evaluates the seeds, still resumes).
 
     `--iterations` is the total to reach; it never moves below what is done, so an existing
-    run's stored target is only changed to a reachable one."""
-    n = getattr(args, "iterations", None)
-    if n is None or run is None:
+    run's stored target is only changed to a reachable one. The same holds for an iterations
+    setting from a settings file or the environment (the message names it)."""
+    source = resolved.origin.get("iterations")
+    if source is None or run is None:
         return True
+    n = resolved.config.iterations
     done = int(run.get("iterations_done") or 0)
     if n == 0:  # a seeds-only search (target 0) resumes; any other would lose its target
         return done == 0 and int(run.get("iterations_target") or 0) == 0
     if n < done:
-        raise UsageError(
-            f"argument --iterations: {args.repo} has already done {done} iterations; "
-            f"give a total of at least {done} (or 0 to show its status)"
+        message = (
+            f"{repo} has already done {done} iterations; give a total of at least {done} (or 0 to show its status)"
         )
+        if source == "--iterations":
+            raise UsageError(f"argument --iterations: {message}")
+        raise CliError(f"{source}: {message}")
     return True
 
 
@@ -498,10 +427,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from alma_tui.domains import DomainError, get_domain
 
     run = _peek_run(Path(args.repo))
-    if not _check_iterations(args, run):
+    resolved = settings_from_args(args)
+    if not _check_iterations(Path(args.repo), run, resolved):
         print(status_line(Path(args.repo)))
         return 0
-    cfg = config_from_args(args)
+    cfg = resolved.config
+    if resolved.stored is not None:
+        _refuse_score_changes(resolved.stored, cfg, resolved.origin)
     if run is not None and args.headless:
         from alma_tui.runstate import INTERRUPTED, effective_status
 
@@ -518,9 +450,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         get_domain(cfg.domain)
     except DomainError as exc:
         raise CliError(str(exc)) from exc
-    _check_models(cfg, strict=not getattr(args, "skip_model_check", False))
+    _check_models(cfg, strict=not cfg.skip_model_check)
     if not args.headless:
-        return _run_with_tui(args, cfg)
+        return _run_with_tui(cfg)
     return run_headless(cfg)
 
 
@@ -577,7 +509,12 @@ def run_headless(cfg: Any, quiet: bool = False) -> int:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
+def engine_argv(cfg: Any) -> list[str]:
+    """How the TUI starts its engine: `run --headless` with the resolved settings, whole."""
+    return ["run", "--headless", "--repo", str(cfg.repo), "--settings-json", cfg.to_engine_json()]
+
+
+def _run_with_tui(cfg: Any) -> int:
     if not sys.stdout.isatty():
         raise CliError("the TUI needs a terminal; use `alma-tui run --headless` for a search without one")
     from alma_tui.lineage import check_lineage_path
@@ -587,43 +524,7 @@ def _run_with_tui(args: argparse.Namespace, cfg: Any) -> int:
         raise CliError(refused)
     from alma_tui.tui.app import run_tui
 
-    engine_argv = ["run", "--headless", "--repo", str(cfg.repo)]
-    for flag in (
-        "domain",
-        "meta_model",
-        "agent_model",
-        "design_model",
-        "embedding_model",
-        "api_base",
-        "iterations",
-        "parents",
-        "selection",
-        "seed",
-        "budget_usd",
-        "budget_tokens",
-        "collection",
-        "deployment",
-        "runs",
-        "concurrency",
-        "meta_api_base",
-        "agent_api_base",
-        "env_file",
-        "meta_reasoning",
-        "agent_reasoning",
-        "meta_temperature",
-        "agent_temperature",
-        "max_concurrent_llm",
-        "llm_timeout",
-        "llm_retries",
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            engine_argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if getattr(args, "skip_model_check", False):
-        engine_argv.append("--skip-model-check")
-    if cfg.allow_weak_sandbox:
-        engine_argv.append("--allow-weak-sandbox")
-    return run_tui(Path(cfg.repo), engine_argv=engine_argv)
+    return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -852,62 +753,42 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from alma_tui.domains import DomainError, get_domain
-    from alma_tui.engine.evaluator import EvalSettings, EvaluationFailed, Evaluator
-    from alma_tui.llm.client import LLMClient
+    from alma_tui.engine.config import EVAL_PATHS
+    from alma_tui.engine.evaluator import EvaluationFailed, Evaluator
+    from alma_tui.llm.client import LLMClient, RoleParams
 
+    cfg = settings_from_args(args, EVAL_PATHS).config  # the settings eval uses; none stored in the repo
     label, code = resolve_design_code(args.design, Path(args.repo))
-    domain_name = args.domain or "household"
+    domain_name = cfg.domain
     try:
         domain = get_domain(domain_name)
     except DomainError as exc:
         raise CliError(str(exc)) from exc
-    agent_model = args.agent_model or "offline/agent"
-    from alma_tui.engine.config import SearchConfig
-    from alma_tui.llm.client import RoleParams
-
-    env_file = str(Path(args.env_file).expanduser().resolve()) if args.env_file else None
-    _check_models(
-        SearchConfig(
-            meta_model="offline/meta",
-            agent_model=agent_model,
-            api_base=args.api_base,
-            embedding_model=args.embedding_model,
-            env_file=env_file,
-        )
-    )
-    for flag in ("runs", "collection", "deployment"):
-        if getattr(args, flag) < 1:
-            raise CliError(f"--{flag} must be at least 1")
+    agent_model = cfg.agent_model
+    _check_models(cfg)  # the meta model is the offline default here: eval has no meta agent
     from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, require
 
     try:
-        iso = require(bool(args.allow_weak_sandbox))
+        iso = require(cfg.allow_weak_sandbox)
     except SandboxUnavailable as exc:
         raise CliError(str(exc)) from exc
-    agent_params = RoleParams(args.agent_temperature, args.agent_reasoning)
-    llm = LLMClient(api_base=args.api_base, role_params={"agent": agent_params, "design": agent_params})
+    agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
+    llm = LLMClient(api_base=cfg.api_base, role_params={"agent": agent_params, "design": agent_params})
     evaluator = Evaluator(
         domain,
         lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s),
         limits=SandboxLimits(isolate=iso.strong),
     )
-    settings = EvalSettings(
-        n_collection=args.collection,
-        n_deployment=args.deployment,
-        runs=args.runs,
-        split=args.split,
-        seed=args.seed,
-        protocol=args.protocol,
-    )
+    settings = replace(cfg.eval, split=args.split)
     from alma_tui.engine.evaluator import Hooks
 
     hooks = Hooks(
-        design_embed=lambda texts: llm.embed(texts, model=args.embedding_model),
+        design_embed=lambda texts: llm.embed(texts, model=cfg.embedding_model),
         design_llm=lambda p, s: llm.complete(
             ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
             model=agent_model,
             role="design",
-            seed=args.seed,
+            seed=cfg.seed,
         ),
     )
     try:

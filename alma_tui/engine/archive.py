@@ -21,6 +21,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Gt, Le
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SelectionParams:
-    k: int = 2
-    score_scale: float = 0.1
-    visit_penalty: float = 0.5
-    temperature: float = 0.25
+    # ranges are checked where settings are read (alma_tui/engine/config.py validates them with pydantic)
+    k: Annotated[int, Ge(1), Le(100)] = 2
+    score_scale: Annotated[float, Gt(0)] = 0.1
+    visit_penalty: Annotated[float, Ge(0)] = 0.5
+    temperature: Annotated[float, Gt(0)] = 0.25
 
     def describe(self) -> str:
         return (

@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Le
 
 from alma_tui.agent.loop import run_episode
 from alma_tui.design_api import Episode, Query
@@ -34,13 +37,14 @@ AgentFn = Callable[[list[dict], int], str]
 
 @dataclass
 class EvalSettings:
-    n_collection: int = 12
-    n_deployment: int = 12
-    runs: int = 3
+    # ranges are checked where settings are read (alma_tui/engine/config.py validates them with pydantic)
+    n_collection: Annotated[int, Ge(1), Le(10_000)] = 12
+    n_deployment: Annotated[int, Ge(1), Le(10_000)] = 12
+    runs: Annotated[int, Ge(1), Le(1000)] = 3
     split: str = "train"
-    seed: int = 0
-    concurrency: int = 4
-    protocol: str = "batched"  # batched | sequential
+    seed: Annotated[int, Ge(0), Le(2**32 - 1)] = 0
+    concurrency: Annotated[int, Ge(1), Le(256)] = 4
+    protocol: Literal["batched", "sequential"] = "batched"
 
     @property
     def n_tasks(self) -> int:
