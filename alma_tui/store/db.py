@@ -9,6 +9,7 @@ search emits thousands of step events per evaluation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -22,12 +23,18 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from alma_tui.store.models import Command, Design, Evaluation, Event, Run, utcnow
+from alma_tui.store.models import Command, Design, Evaluation, Event, LLMCall, Run, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
 from alma_tui.store.peek import damaged_message, disk_full_message, readonly_uri, sqlite_problem
 
 STORE_DIR = ".alma"
 DB_NAME = "alma.db"
+
+log = logging.getLogger(__name__)
+
+# Rows written in batches: events (thousands per evaluation) and LLM calls (budget accounting
+# after a resume sums them, so a lost batch would hand a resumed run budget it already spent).
+BufferedRow = Event | LLMCall
 
 
 class StoreError(Exception):
@@ -81,8 +88,9 @@ class Store:
         if not readonly:
             self._create_tables(path)
         self._lock = threading.RLock()
-        self._events: list[Any] = []
+        self._events: list[BufferedRow] = []
         self._events_flushed_at = time.monotonic()
+        self._flush_failing = False  # the last flush failed: its rows wait in _events
 
     def _check_integrity(self) -> None:
         """Refuse a damaged database file at once, with one line, before any query trips on it."""
@@ -134,7 +142,21 @@ class Store:
                 s.refresh(row)
 
     def close(self) -> None:
-        self.flush_events()
+        """Flush what is buffered and release the database. A batch that still cannot be
+        written is given up here, and only here, with an error naming what was lost."""
+        try:
+            self.flush_events()
+        except Exception as exc:
+            with self._lock:
+                lost, self._events = self._events, []
+            kinds = sorted({type(row).__name__ for row in lost})
+            log.error(
+                "the run store %s could not write %d buffered row(s) (%s) before closing: %s",
+                self.path,
+                len(lost),
+                ", ".join(kinds),
+                store_error(self.path, exc),
+            )
         self.engine.dispose()
 
     # -- runs -------------------------------------------------------------------------------
@@ -305,23 +327,50 @@ class Store:
         )
         self.buffer(ev, flush=flush)
 
-    def buffer(self, row: Any, *, flush: bool = False) -> None:
-        """Queue a row for a batched insert (events, LLM calls): thousands per evaluation."""
+    def buffer(self, row: BufferedRow, *, flush: bool = False) -> None:
+        """Queue a row for a batched insert (events, LLM calls): thousands per evaluation.
+
+        ``flush=True`` writes at once and raises if the write fails. A flush that is merely
+        due (size or age) does not raise into the caller (often an episode's step hook): the
+        rows stay buffered for the next flush, and the first failure of a streak is logged."""
         with self._lock:
             self._events.append(row)
-            due = len(self._events) >= 200 or time.monotonic() - self._events_flushed_at > 0.25
-        if flush or due:
+            idle = time.monotonic() - self._events_flushed_at
+            due = (len(self._events) >= 200 and not self._flush_failing) or idle > 0.25
+        if flush:
             self.flush_events()
+        elif due:
+            failing = self._flush_failing
+            try:
+                self.flush_events()
+            except Exception as exc:
+                if not failing:
+                    log.warning("the run store could not write; rows kept for the next flush: %s", exc)
+
+    def pending_rows(self) -> int:
+        """Rows buffered and not yet written."""
+        with self._lock:
+            return len(self._events)
 
     def flush_events(self) -> None:
+        """Write the buffered rows in one transaction. If it fails they stay buffered (ahead
+        of rows queued since) for the next flush, and the error is raised: never dropped."""
         with self._lock:
             batch, self._events = self._events, []
             self._events_flushed_at = time.monotonic()
             if not batch:
                 return
-            with Session(self.engine) as s:
-                s.add_all(batch)
-                s.commit()
+            try:
+                with Session(self.engine) as s:
+                    s.add_all(batch)
+                    s.commit()
+            except BaseException:
+                # fresh copies: the failed transaction may have given the rows ids that another
+                # writer (the CLI, the TUI) can take before the retry
+                self._events = [_unsaved(row) for row in batch] + self._events
+                self._flush_failing = True
+                raise
+            self._flush_failing = False
 
     def events_after(self, after_id: int, limit: int = 5000) -> list[Event]:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -375,6 +424,11 @@ class Store:
                     c.applied_at = utcnow()
                     s.add(c)
             s.commit()
+
+
+def _unsaved(row: BufferedRow) -> BufferedRow:
+    """The same row without a database id, ready to be inserted again."""
+    return type(row).model_validate(row.model_dump(exclude={"id"}))
 
 
 def _check_writable(path: Path) -> None:
