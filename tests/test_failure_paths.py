@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from alma_tui.store import db as store_db
 from alma_tui.store.db import Store
 from alma_tui.store.models import Event, LLMCall
+from tests.conftest import TINY
 
 
 class _FailingCommits:
@@ -104,3 +105,131 @@ def test_close_gives_up_on_a_batch_with_a_clear_error(
     message = record.getMessage()
     assert "could not write 3 buffered row(s) (Event, LLMCall)" in message
     assert "database is locked" in message and str(store.path) in message
+
+
+# -- the search loop -------------------------------------------------------------------------
+def _search(repo: Path, iterations: int, **overrides: Any) -> Any:
+    from alma_tui.cli import build_parser, config_from_args
+    from alma_tui.engine.search import Search
+
+    args = ["run", "--repo", str(repo), "--iterations", str(iterations), *TINY]
+    cfg = config_from_args(build_parser().parse_args(args))
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return Search(cfg)
+
+
+def _run(repo: Path, iterations: int, **overrides: Any) -> tuple[str, list[Any], list[Any]]:
+    """Run a search to its end: (final status, its designs, its run.status events)."""
+    search = _search(repo, iterations, **overrides)
+    search.open()
+    try:
+        status = search.run()
+        store = search.store
+        store.flush_events()
+        with store.session() as s:
+            events = list(s.exec(select(Event).where(Event.kind == "run.status").order_by(col(Event.id))).all())
+        return status, store.designs(), events
+    finally:
+        search.close()
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, exc: BaseException) -> list[int]:
+    """Make ``target.name`` raise ``exc`` on its first call only; returns a call counter."""
+    real = getattr(target, name)
+    calls = [0]
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, once)
+    return calls
+
+
+@pytest.fixture
+def seeded(repo: Path) -> Path:
+    """A repo whose seed designs are evaluated (the next session starts by proposing d003)."""
+    assert _run(repo, 0)[0] == "done"
+    return repo
+
+
+def test_the_budget_reaches_its_handler_from_the_prompt_example(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompt's example episode is a courtesy (its errors are ignored), but the budget
+    running out while it is made stops the search: it used to be swallowed there."""
+    from alma_tui.engine import evidence
+    from alma_tui.llm.client import BudgetExceeded
+
+    calls = _fail_once(monkeypatch, evidence, "synthetic_episodes", BudgetExceeded("token budget 1000 reached"))
+    status, designs, events = _run(seeded, 1)
+    assert calls[0] == 1 and status == "budget"
+    assert events[-1].message == "run budget: token budget 1000 reached"
+    d003 = next(d for d in designs if d.id == "d003")
+    assert d003.status == "proposed" and not d003.analysis_json  # stopped before the analysis
+
+
+def test_an_outage_reaches_its_handler_from_the_prompt_example(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alma_tui.engine import evidence
+    from alma_tui.llm.client import ProviderUnavailable
+
+    _fail_once(monkeypatch, evidence, "synthetic_episodes", ProviderUnavailable("offline/agent: 503"))
+    status, designs, events = _run(seeded, 1, outage_wait_s=0.05)
+    assert status == "done"  # paused, retried, finished
+    assert [e.message for e in events if "paused" in e.message] == [
+        "run paused: provider unavailable: offline/agent: 503; retrying in 0s (or on `alma-tui resume`)"
+    ]
+    assert all(d.status in ("accepted", "rejected") for d in designs) and len(designs) == 4
+
+
+@pytest.mark.parametrize(
+    ("stop", "status", "detail"),
+    [
+        ("budget", "budget", "run budget: cost budget $0.01 reached"),
+        ("cancelled", "stopped", "run stopped: interrupted; run again to resume"),
+        ("outage", "stopped", "run stopped: stopped while the model provider was unavailable"),
+    ],
+)
+def test_a_stop_wrapped_in_another_error_still_reaches_its_handler(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, stop: str, status: str, detail: str
+) -> None:
+    """Raised deep inside (here: the evaluator's pool) and wrapped with ``raise ... from``,
+    a stop used to land in the catch-all and end the run as a crash ("error")."""
+    from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
+    from alma_tui.llm.client import BudgetExceeded, ProviderUnavailable
+
+    cause = {
+        "budget": BudgetExceeded("cost budget $0.01 reached"),
+        "cancelled": EvaluationCancelled(),
+        "outage": ProviderUnavailable("offline/agent: 503"),
+    }[stop]
+
+    def evaluate(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a worker of the episode pool failed") from cause
+
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+    search = _search(repo, 0, outage_wait_s=30.0)
+    search.open()
+    if stop == "outage":  # a stop during the outage pause ends the run
+        search.store.command("stop")
+    try:
+        assert search.run() == status
+        run = search.store.get_run()
+        assert f"run {run.status}: {run.status_detail}" == detail
+        assert not (repo / ".alma" / "engine-error.log").exists()  # not a crash
+    finally:
+        search.close()
+
+
+def test_an_unexpected_error_is_still_an_error_with_its_traceback(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alma_tui.engine.evaluator import Evaluator
+
+    def evaluate(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a worker of the episode pool failed")
+
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+    status, _designs, events = _run(repo, 0)
+    assert status == "error"
+    assert events[-1].message.startswith("run error: RuntimeError: a worker of the episode pool failed (traceback in")
+    assert "a worker of the episode pool failed" in (repo / ".alma" / "engine-error.log").read_text()

@@ -10,6 +10,7 @@ from typing import Any
 from alma_tui.design_api import Episode as ApiEpisode
 from alma_tui.design_api import Query
 from alma_tui.engine.context import RunContext
+from alma_tui.engine.control import STOPS
 from alma_tui.engine.evaluator import synthetic_episodes
 from alma_tui.engine.meta_agent import ParentInfo
 from alma_tui.engine.steering import Steering
@@ -68,6 +69,8 @@ class Evidence:
         """A real episode and query of this domain (the validation data), trimmed for the prompt."""
         try:
             episodes, queries = self.validation_data()
+        except STOPS:
+            raise  # the budget, an outage or a stop: the search's business, not a missing example
         except Exception:  # the example is a courtesy; the prompt works without it
             return None
         if not episodes or not queries:

@@ -16,6 +16,7 @@ import traceback
 from alma_tui.designs import BUILTIN, builtin_source
 from alma_tui.engine.archive import Candidate, iteration_rng, probabilities, select_parents
 from alma_tui.engine.context import RunContext
+from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
 from alma_tui.engine.heartbeat import Heartbeat
@@ -80,8 +81,11 @@ class Engine:
             self.heartbeat.stop()
 
     def _after(self, exc: Exception) -> str | None:
-        """The final status after what stopped the loop; None to go on (an outage waited out)."""
-        cause = exc
+        """The final status after what stopped the loop; None to go on (an outage waited out).
+
+        The stop errors are found even when another error wraps them, so the budget, an
+        outage or a Ctrl-C is never reported as a crash."""
+        cause = stop_cause(exc) or exc
         if isinstance(cause, ProviderUnavailable):  # paused, not failed: designs resume where they were
             try:
                 resumed = self.outage.wait_out(str(cause))
