@@ -27,7 +27,7 @@ class OutagePolicy:
         now = time.monotonic()
         self.outages = 1 if now - self.last_outage > STREAK_WINDOW_S else self.outages + 1
         self.last_outage = now
-        return min(MAX_WAIT_S, self.ctx.config.outage_wait_s * 2 ** (self.outages - 1))
+        return min(MAX_WAIT_S, self.ctx.config.outage_wait_s * 2.0 ** (self.outages - 1))
 
     def wait_out(self, detail: str) -> bool:
         """Pause until the backoff passes or `alma-tui resume`; False on a stop or Ctrl-C."""
