@@ -92,9 +92,9 @@ def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
             lo = spec.ge if spec.ge is not None else (spec.gt + 1 if spec.gt is not None else -(2**63))
             kw["type"] = int_in(int(lo), int(spec.le if spec.le is not None else 2**63 - 1))
         elif spec.kind is float:
-            lo = spec.gt if spec.gt is not None else spec.ge
+            flo: float | None = spec.gt if spec.gt is not None else spec.ge
             kw["type"] = float_in(
-                float(lo if lo is not None else -math.inf),
+                float(flo if flo is not None else -math.inf),
                 float(spec.le if spec.le is not None else math.inf),
                 low_open=spec.gt is not None,
             )
@@ -318,8 +318,8 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
             for f in FLAGS
             if f.path != "repo" and (paths is None or f.path in paths)
         }
-        if flags.get("env_file"):
-            flags["env_file"] = str(Path(flags["env_file"]).expanduser().resolve())
+        if env_file := flags.get("env_file"):
+            flags["env_file"] = str(Path(env_file).expanduser().resolve())
         return resolve(
             repo,
             flags=flags,
@@ -703,7 +703,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
                 key=lambda d: (d.score, -d.seq),
                 default=None,
             )
-            if best is not None:
+            if best is not None and best.commit:
                 update = lineage.set_best(best.commit)
                 if not update.worktree:
                     actions.append(f"{update.note}, best design is {best.id}")

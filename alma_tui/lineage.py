@@ -222,7 +222,7 @@ class Lineage:
         except (OSError, git.GitError) as exc:
             raise LineageError(f"cannot use {self.path} as a designs repo: {exc}") from exc
 
-    def _g(self):  # type: ignore[no-untyped-def]
+    def _g(self) -> Any:
         return self.repo.git
 
     @contextlib.contextmanager

@@ -497,6 +497,7 @@ def test_heartbeat_survives_a_transient_error(repo: Path, monkeypatch: pytest.Mo
 
     from alma_tui.cli import build_parser, config_from_args
     from alma_tui.engine import search as search_mod
+    from alma_tui.engine.heartbeat import Heartbeat
     from alma_tui.store.db import Store
 
     real = Store.update_run
@@ -516,14 +517,12 @@ def test_heartbeat_survives_a_transient_error(repo: Path, monkeypatch: pytest.Mo
     cfg = config_from_args(build_parser().parse_args(["run", "--repo", str(repo), "--iterations", "0", *TINY]))
     s = search_mod.Search(cfg)
     s.open()
-    s._beat_stop = threading.Event()
-    beat = threading.Thread(target=s._heartbeat, name="alma-heartbeat", daemon=True)
+    beat = Heartbeat(s.engine.ctx, interval_s=0.05)
     beat.start()
     try:
         assert done.wait(15), "the heartbeat stopped after one failed beat"
         assert beat.is_alive()
     finally:
-        s._beat_stop.set()
-        beat.join(5)
+        beat.stop(timeout=5)
         s.close()
     assert "heartbeat failed (1x, retrying): OperationalError" in (repo / ".alma" / "engine-error.log").read_text()

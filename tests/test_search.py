@@ -14,6 +14,7 @@ import pytest
 
 from alma_tui.cli import main
 from alma_tui.store import Store
+from alma_tui.store.db import StoreEmpty
 from tests.conftest import TINY
 
 
@@ -96,7 +97,11 @@ def test_kill_9_mid_evaluation_then_resume(repo: Path) -> None:
                 pytest.fail("the engine exited early: " + (repo.parent / "engine.log").read_text()[-2000:])
             db = repo / ".alma" / "alma.db"
             if db.exists():
-                store = Store(repo, create=False)
+                try:
+                    store = Store(repo, create=False)
+                except StoreEmpty:  # the engine created the file and is creating its tables
+                    time.sleep(0.05)
+                    continue
                 busy = [d for d in store.designs() if d.iteration == 1 and d.status == "evaluating"]
                 store.close()
                 if busy:

@@ -87,12 +87,12 @@ async def test_loads_archive_and_follows_newest(repo: Path) -> None:
     app = make_app(repo)
     async with app.run_test(size=SIZE) as pilot:
         main = await ready(pilot)
-        assert set(main.tree.rows) == {f"d00{i}" for i in range(1, 9)}
+        assert set(main.archive_tree.rows) == {f"d00{i}" for i in range(1, 9)}
         assert main.detail_for == "d008"  # newest design selected
         # tree structure: d006 under d004 under d002
-        node = main.tree._dnodes["d006"]
-        assert node.parent is main.tree._dnodes["d004"]
-        assert node.parent.parent is main.tree._dnodes["d002"]
+        node = main.archive_tree._dnodes["d006"]
+        assert node.parent is main.archive_tree._dnodes["d004"]
+        assert node.parent.parent is main.archive_tree._dnodes["d002"]
         assert main.log_panel.log_widget.line_count > 50
 
 
@@ -112,9 +112,9 @@ async def test_pin_key_sets_flag_and_writes_command(repo: Path) -> None:
             "tui",
         )
         # visible in the tree (optimistic at once, then confirmed by the poll)
-        assert main.tree.row("d004").pinned
+        assert main.archive_tree.row("d004").pinned
         await wait_until(pilot, lambda: app.design("d004") is not None and app.design("d004").pinned)
-        assert "⚑" in str(main.tree._dnodes["d004"].label)
+        assert "⚑" in str(main.archive_tree._dnodes["d004"].label)
         await pilot.press("p")
         await app.wait_commands()
         assert store_design(repo, "d004").pinned is False
@@ -129,7 +129,7 @@ async def test_veto_key(repo: Path) -> None:
         await app.wait_commands()
         assert store_design(repo, "d003").vetoed is True
         assert commands(repo)[-1].kind == "veto"
-        await wait_until(pilot, lambda: "⊘" in str(main.tree._dnodes["d003"].label))
+        await wait_until(pilot, lambda: "⊘" in str(main.archive_tree._dnodes["d003"].label))
         # an already vetoed design is unvetoed
         main.go_to_design("d007")
         await wait_until(pilot, lambda: main.detail_for == "d007")
@@ -230,7 +230,7 @@ async def test_best_and_tabs(repo: Path) -> None:
         main = await ready(pilot)
         await pilot.press("b")
         await wait_until(pilot, lambda: main.detail_for == "d006")
-        assert main.tree.follow is False
+        assert main.archive_tree.follow is False
         from textual.widgets import TabbedContent
 
         tabs = main.query_one(TabbedContent)
@@ -242,7 +242,7 @@ async def test_best_and_tabs(repo: Path) -> None:
         assert tabs.active == "diff"
         await pilot.press("n")
         await wait_until(pilot, lambda: main.detail_for == "d008")
-        assert main.tree.follow is True
+        assert main.archive_tree.follow is True
 
 
 async def test_git_modal(repo: Path) -> None:
@@ -271,7 +271,7 @@ async def test_log_filter_and_scope(repo: Path) -> None:
         await wait_until(pilot, lambda: 0 < log.line_count < 60)
         assert all("failure" in line for line in log.lines)
         await pilot.press("escape")
-        assert app.focused is main.tree
+        assert app.focused is main.archive_tree
         await pilot.press("l")
         await wait_until(pilot, lambda: main.log_panel.scope == "design" and main.log_panel._design_ready)
         assert all(" d006 " in line for line in log.lines)
@@ -304,24 +304,24 @@ async def test_new_designs_appear_live(repo: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         main = await ready(pilot)
         _insert_design(repo, "d009", "d006", 9)
-        await wait_until(pilot, lambda: "d009" in main.tree.rows)
-        assert main.tree._dnodes["d009"].parent is main.tree._dnodes["d006"]
+        await wait_until(pilot, lambda: "d009" in main.archive_tree.rows)
+        assert main.archive_tree._dnodes["d009"].parent is main.archive_tree._dnodes["d006"]
         await wait_until(pilot, lambda: main.detail_for == "d009")  # follows the newest
         assert any("d009 proposed" in line for line in main.log_panel.log_widget.lines)
         # status change: evaluating -> accepted updates label and the open detail
         s = Store(repo, create=False)
         s.update_design("d009", status="accepted", score=0.71, score_se=0.02)
         s.close()
-        await wait_until(pilot, lambda: "0.710" in str(main.tree._dnodes["d009"].label))
-        assert "★" in str(main.tree._dnodes["d009"].label)  # new best
+        await wait_until(pilot, lambda: "0.710" in str(main.archive_tree._dnodes["d009"].label))
+        assert "★" in str(main.archive_tree._dnodes["d009"].label)  # new best
         # once the user moves the cursor, new designs no longer steal it
         await pilot.press("up")
         await wait_until(pilot, lambda: main.detail_for not in (None, "d009"))
         moved_to = main.detail_for
         _insert_design(repo, "d010", "d009", 10)
-        await wait_until(pilot, lambda: "d010" in main.tree.rows)
+        await wait_until(pilot, lambda: "d010" in main.archive_tree.rows)
         await pilot.pause(0.2)
-        assert main.tree.selected_id == moved_to
+        assert main.archive_tree.selected_id == moved_to
 
 
 async def test_heartbeat_staleness_shown(repo: Path) -> None:
@@ -457,7 +457,7 @@ async def test_stress_500_designs_10k_events_stays_responsive(tmp_path: Path) ->
     app = make_app(repo)
     async with app.run_test(size=SIZE) as pilot:
         main = await ready(pilot)
-        assert len(main.tree.rows) == 500
+        assert len(main.archive_tree.rows) == 500
         # key round trips while a writer streams another 10k events
         stop = threading.Event()
 
@@ -483,12 +483,13 @@ async def test_stress_500_designs_10k_events_stays_responsive(tmp_path: Path) ->
             await wait_until(
                 pilot,
                 lambda: (
-                    main.detail_for == main.tree.row(main.detail_for).id
-                    and main.tree.row(main.detail_for).score == max(d.score for d in app.designs if d.score is not None)
+                    main.detail_for == main.archive_tree.row(main.detail_for).id
+                    and main.archive_tree.row(main.detail_for).score
+                    == max(d.score for d in app.designs if d.score is not None)
                 ),
             )
             await pilot.press("down")
-            await wait_until(pilot, lambda: main.tree.selected_id is not None)
+            await wait_until(pilot, lambda: main.archive_tree.selected_id is not None)
             await pilot.press("l")
             assert main.log_panel.scope == "all"
         finally:

@@ -341,20 +341,20 @@ class HouseholdEnv:
         if verb == "close":
             self.opened.discard(rest)
             return f"You close the {rest}."
-        if verb == "take":
+        if verb == "take" and loc is not None:
             obj = rest.split(" from ")[0]
-            self.contents[loc].remove(obj)  # type: ignore[index]
+            self.contents[loc].remove(obj)
             self.holding = obj
             return f"You pick up the {obj} from the {loc}."
-        if verb == "put":
+        if verb == "put" and loc is not None and self.holding is not None:
             obj = self.holding
-            self.contents[loc].append(obj)  # type: ignore[index,arg-type]
+            self.contents[loc].append(obj)
             self.holding = None
-            self._check_goal(obj, loc)  # type: ignore[arg-type]
+            self._check_goal(obj, loc)
             return f"You put the {obj} in/on the {loc}."
-        if verb in TOOLS:
+        if verb in TOOLS and self.holding is not None:
             obj = self.holding
-            st = self.states.setdefault(obj, set())  # type: ignore[arg-type]
+            st = self.states.setdefault(obj, set())
             st.add(STATE_WORD[verb])
             if verb == "heat":
                 st.discard("cool")

@@ -25,7 +25,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -254,7 +254,14 @@ def field_spec(path: str) -> FieldSpec:
             hint = str
         else:
             break
-    return FieldSpec(kind=hint, choices=choices, ge=ge, gt=gt, le=le)
+    # annotated-types types its bounds as "comparable"; on these fields they are numbers
+    return FieldSpec(
+        kind=hint,
+        choices=choices,
+        ge=cast("float | None", ge),
+        gt=cast("float | None", gt),
+        le=cast("float | None", le),
+    )
 
 
 def leaf_paths() -> list[str]:

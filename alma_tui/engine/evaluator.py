@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
 
@@ -32,7 +32,7 @@ from alma_tui.domains.base import Domain, TaskSpec
 from alma_tui.sandbox import DesignFailure, SandboxedDesign, SandboxLimits
 
 #: complete(messages, seed) -> answer text of the acting model
-AgentFn = Callable[[list[dict], int], str]
+AgentFn = Callable[[list[dict[str, Any]], int], str]
 
 
 @dataclass
@@ -61,7 +61,7 @@ class EpisodeRecord:
     score: float
     steps: int
     retrieved: str = ""
-    trajectory: list[dict] = field(default_factory=list)
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     wall_s: float = 0.0
 
@@ -72,7 +72,7 @@ class EvalResult:
     score_se: float
     run_scores: list[float]
     episodes: list[EpisodeRecord]
-    memory: dict
+    memory: dict[str, Any]
     wall_s: float
 
     def per_task(self) -> dict[str, float]:
@@ -294,8 +294,12 @@ def synthetic_episodes(domain: Domain, agent: AgentFn, n: int = 2, seed: int = 0
     """Real episodes on a few train tasks, for validating a new design quickly."""
     tasks = list(domain.tasks("train", seed + 7919, n + 1))
     eps: list[Episode] = []
+
+    def act(messages: list[dict[str, Any]]) -> str:
+        return agent(messages, seed)
+
     for t in tasks[:n]:
-        ep, _ = run_episode(domain.make_env(t), t, domain, "", lambda m, s=seed: agent(m, s))
+        ep, _ = run_episode(domain.make_env(t), t, domain, "", act)
         eps.append(ep)
     queries = []
     for t in tasks[n:] or tasks[:1]:

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -60,14 +60,16 @@ class ParentInfo:
     score: float | None = None
     run_scores: list[float] = field(default_factory=list)
     no_memory_score: float | None = None
-    episodes: list[dict] = field(default_factory=list)
+    episodes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     previous_suggestion: str | None = None
     previous_improved: bool | None = None
     hints: list[str] = field(default_factory=list)
     domain_name: str = "household"
     domain_description: str = ""
-    example_episode: dict | None = None  # {"episode": Episode as dict, "query": Query as dict}
+    example_episode: dict[str, Any] | None = (
+        None  # {"episode": Episode as dict[str, Any], "query": Query as dict[str, Any]}
+    )
 
 
 class TrajectoryAssessment(BaseModel):
@@ -180,7 +182,7 @@ def extract_code(text: str) -> str:
     (the text from the first code-looking line, trimmed of trailing prose
     until it parses). Raises :class:`MetaAgentError` when nothing looks like code.
     """
-    fences = [(lang.lower(), body) for lang, body in _FENCE_RE.findall(text or "")]
+    fences: list[tuple[str, str]] = [(lang.lower(), body) for lang, body in _FENCE_RE.findall(text or "")]
     py = [b for lang, b in fences if lang in ("python", "py", "python3")]
     if py:
         return max(py, key=len).strip("\n") + "\n"
@@ -246,7 +248,7 @@ class MetaAgent:
 
     def __init__(
         self,
-        complete: Callable[[list[dict]], str],
+        complete: Callable[[list[dict[str, Any]]], str],
         max_json_retries: int = 2,
         seed: int = 0,
     ) -> None:

@@ -92,7 +92,7 @@ class ParentLike(Protocol):
     score: float | None
     run_scores: list[float]
     no_memory_score: float | None
-    episodes: list[dict]
+    episodes: list[dict[str, Any]]
     errors: list[str]
     previous_suggestion: str | None
     previous_improved: bool | None
@@ -193,7 +193,7 @@ def _truncate(text: str, limit: int) -> str:
     return text[:limit] + f"... [truncated, {len(text) - limit} more chars]"
 
 
-def _episode_view(ep: dict) -> dict[str, Any]:
+def _episode_view(ep: dict[str, Any]) -> dict[str, Any]:
     """The compact, JSON-safe view of one deployment episode the meta agent sees.
 
     Accepts the engine's episode dicts tolerantly (several key spellings), since
@@ -224,7 +224,7 @@ def _episode_view(ep: dict) -> dict[str, Any]:
     return view
 
 
-def sample_episodes(episodes: list[dict], k: int = MAX_EPISODES, seed: int = 0) -> list[dict]:
+def sample_episodes(episodes: list[dict[str, Any]], k: int = MAX_EPISODES, seed: int = 0) -> list[dict[str, Any]]:
     """A stratified sample: about half failures, half successes, distinct tasks first.
 
     Why stratified: a log dominated by one outcome hides the contrast the meta
@@ -235,12 +235,12 @@ def sample_episodes(episodes: list[dict], k: int = MAX_EPISODES, seed: int = 0) 
     fails = [e for e in episodes if not e.get("success")]
     wins = [e for e in episodes if e.get("success")]
 
-    def pick(pool: list[dict], n: int) -> list[dict]:
+    def pick(pool: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
         pool = list(pool)
         rng.shuffle(pool)
         seen: set[str] = set()
-        first: list[dict] = []
-        rest: list[dict] = []
+        first: list[dict[str, Any]] = []
+        rest: list[dict[str, Any]] = []
         for e in pool:
             tid = str(e.get("task_id"))
             (rest if tid in seen else first).append(e)
@@ -352,12 +352,12 @@ TITLE: <3-8 word title>
 """
 
 
-def _messages(system: str, task: str, sections: list[str]) -> list[dict]:
+def _messages(system: str, task: str, sections: list[str]) -> list[dict[str, Any]]:
     user = f"### TASK: {task}\nprompt_version: {PROMPT_VERSION}\n\n" + "\n".join(sections)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def analyze_messages(parent: ParentLike, schema: dict, seed: int = 0) -> list[dict]:
+def analyze_messages(parent: ParentLike, schema: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """Chat messages asking for a structured analysis of ``parent``.
 
     ``schema`` is the JSON schema of the expected answer (the pydantic model's
@@ -369,7 +369,7 @@ def analyze_messages(parent: ParentLike, schema: dict, seed: int = 0) -> list[di
     return _messages(SYSTEM_ANALYZE, TASK_ANALYZE, sections)
 
 
-def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> list[dict]:
+def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> list[dict[str, Any]]:
     """Chat messages asking for a child module implementing ``analysis_json``."""
     sections = _common_sections(parent, seed)
     sections.append(_section(S_EXAMPLES, example_designs(exclude=parent.code)))
@@ -381,7 +381,7 @@ def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> lis
     return _messages(SYSTEM_WRITE, TASK_WRITE, sections)
 
 
-def repair_messages(parent: ParentLike, code: str, error: str, seed: int = 0) -> list[dict]:
+def repair_messages(parent: ParentLike, code: str, error: str, seed: int = 0) -> list[dict[str, Any]]:
     """Chat messages asking to fix ``code`` that failed validation with ``error``."""
     sections = [
         _section(S_DESIGN_API, _fenced(design_api_source()) + "\n\n" + DESIGN_RULES),
@@ -395,7 +395,7 @@ def repair_messages(parent: ParentLike, code: str, error: str, seed: int = 0) ->
     return _messages(SYSTEM_REPAIR, TASK_REPAIR, sections)
 
 
-def json_retry_message(error: str) -> dict:
+def json_retry_message(error: str) -> dict[str, Any]:
     """The follow-up user message when an analysis answer did not validate."""
     return {
         "role": "user",
@@ -408,7 +408,7 @@ def json_retry_message(error: str) -> dict:
     }
 
 
-def parse_prompt(messages: list[dict]) -> tuple[str, dict[str, str]]:
+def parse_prompt(messages: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
     """Recover (task, sections) from chat messages built by this module.
 
     The task comes from the last ``### TASK:`` line among user messages (a retry

@@ -11,8 +11,8 @@ import json
 import statistics
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, select
+from sqlmodel import col
 
 from alma_tui.store.models import Design, LLMCall
 
@@ -77,8 +77,8 @@ def design_totals(store: Any) -> dict[str, dict[str, Any]]:
         rows = s.exec(_agg(LLMCall.design_id)).all()
         by_role = s.exec(
             select(
-                LLMCall.design_id,
-                LLMCall.role,
+                col(LLMCall.design_id),
+                col(LLMCall.role),
                 func.count(),
                 func.sum(LLMCall.prompt_tokens + LLMCall.completion_tokens),
                 func.sum(LLMCall.cost_usd),

@@ -156,8 +156,8 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
             f"unknown model {model!r}: litellm cannot tell its provider "
             "(write it as provider/model, e.g. openai/gpt-5-nano)"
         ) from exc
-    local = provider in LOCAL_PROVIDERS or (api_base is not None and provider in COMPATIBLE_PROVIDERS)
-    if strict_name and not local:
+    keyless = provider in LOCAL_PROVIDERS or (api_base is not None and provider in COMPATIBLE_PROVIDERS)
+    if strict_name and not keyless:
         cost_map = getattr(litellm, "model_cost", {}) or {}
         info = cost_map.get(model) or cost_map.get(model.split("/", 1)[-1])
         if info is None:
@@ -167,7 +167,7 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
             )
         if embedding and info.get("mode") not in (None, "embedding"):
             raise ModelError(f"{model!r} is a {info.get('mode')} model, not an embedding model")
-    if local:
+    if keyless:
         return
     env = litellm.validate_environment(model=model, api_base=api_base)
     if not env.get("keys_in_environment", True):

@@ -329,7 +329,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
             }
         ]
     summary = f"score {score} vs no-memory {base}" if score is not None else "no score"
-    title = suggestions[0]["what"].split(" (")[0].split(";")[0][:60]
+    title = str(suggestions[0]["what"]).split(" (")[0].split(";")[0][:60]
     return {
         "lessons_from_previous": f"{lessons} ({summary}).",
         "trajectory_assessments": assessments,

@@ -144,18 +144,18 @@ def memory_votes(
         if verb_re is not None:
             v = verb_re.search(line)
             if v:
-                for m, c in zip(mentions, counts, strict=False):
+                for m, n in zip(mentions, counts, strict=False):
                     if m.start() > v.start():
                         name = f"{m.group(1)} {m.group(2)}"
-                        tool[name] = tool.get(name, 0.0) + weight * (c or 1)
+                        tool[name] = tool.get(name, 0.0) + weight * (n or 1)
         if obj_re.search(line):
             anyv = _ANY_VERB.search(line)
             limit = anyv.start() if anyv else len(line)
             sign = -1.0 if _NEG.search(line) else 1.0
-            for m, c in zip(mentions, counts, strict=False):
+            for m, n in zip(mentions, counts, strict=False):
                 name = f"{m.group(1)} {m.group(2)}"
                 if m.start() < limit and name != target:
-                    obj[name] = obj.get(name, 0.0) + sign * weight * (c or 1)
+                    obj[name] = obj.get(name, 0.0) + sign * weight * (n or 1)
     return obj, tool
 
 
@@ -239,8 +239,14 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
         if listed is not None and v.loc is not None and a.split(" ")[0] in ("go", "open", "examine"):
             v.checked.add(v.loc)
             v.seen_at[v.loc] = listed
-        needs_tool = goal is not None and goal.verb and v.holding and not v.transformed
-        if needs_tool and v.loc and f"{goal.verb} {v.holding} with {v.loc}" not in acts:
+        if (
+            goal is not None
+            and goal.verb
+            and v.holding
+            and not v.transformed
+            and v.loc
+            and f"{goal.verb} {v.holding} with {v.loc}" not in acts
+        ):
             v.failed_tools.add(v.loc)
     return v
 

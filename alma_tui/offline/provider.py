@@ -71,7 +71,7 @@ def extractive_note(messages: list[dict[str, Any]], limit: int = 12) -> str:
 def make_handler() -> Any:
     """Build the litellm CustomLLM (imported lazily: litellm costs ~4 s to import)."""
     import litellm
-    from litellm import CustomLLM
+    from litellm.llms.custom_llm import CustomLLM
     from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage
 
     class OfflineLLM(CustomLLM):
@@ -83,7 +83,7 @@ def make_handler() -> Any:
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
             text = self._answer(model, messages, kwargs)
             response: ModelResponse = kwargs.get("model_response") or ModelResponse()
-            response.choices[0].message.content = text  # type: ignore[union-attr]
+            response.choices[0].message.content = text
             response.model = f"offline/{model.split('/')[-1]}"
             prompt_tokens = sum(_approx_tokens(str(m.get("content", ""))) for m in messages)
             response.usage = Usage(  # type: ignore[attr-defined]
@@ -97,7 +97,7 @@ def make_handler() -> Any:
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
             return self.completion(model, messages, *args, **kwargs)
 
-        def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any):  # type: ignore[override]
+        def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any):
             text = self._answer(model, messages, kwargs)
             lines = text.splitlines(keepends=True) or [""]
             for i, piece in enumerate(lines):
@@ -118,7 +118,7 @@ def make_handler() -> Any:
                 }
                 yield chunk
 
-        async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any):  # type: ignore[override]
+        async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any):
             for chunk in self.streaming(model, messages, *args, **kwargs):
                 yield chunk
 

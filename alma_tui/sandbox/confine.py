@@ -373,7 +373,7 @@ def seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
     col = 0 if machine == "x86_64" else 1
     deny = sorted({nums[col] for nums in _DENY.values()})
     # Layout: header, one jeq per denied syscall, the clone checks, then the return block.
-    prog: list[tuple[int, int, int, Any]] = [
+    prog: list[tuple[int, int | str, int | str, Any]] = [  # jump targets: offsets or labels
         (ld, 0, 0, 4),  # seccomp_data.arch
         (jeq, 1, 0, _AUDIT_ARCH[machine]),
         (ret, 0, 0, kill),  # a foreign ABI (e.g. x86 int 0x80) is never legitimate here

@@ -148,7 +148,8 @@ def probe(refresh: bool = False) -> Isolation:
             _probed = Isolation("weak", exc.reason)
             return _probed
         ms = (time.perf_counter() - t0) * 1000
-        problems = _check_report(report)
+        problems = _check_report(report) if report is not None else ["the sandbox worker sent no isolation report"]
+        report = report or {}
         _probed = (
             Isolation("weak", "; ".join(problems), report, ms) if problems else Isolation("namespaces", "", report, ms)
         )

@@ -367,7 +367,8 @@ class SandboxedDesign:
         Has its own small lock, so a UI thread can read it while a call is running.
         """
         with self._stats_lock:
-            return json.loads(json.dumps(self._stats))
+            stats: dict[str, Any] = json.loads(json.dumps(self._stats))
+            return stats
 
     def start(self) -> None:
         """Spawn the child, load the code and instantiate its single MemoryDesign subclass."""
@@ -437,12 +438,11 @@ class SandboxedDesign:
         data = query.to_dict() if isinstance(query, Query) else Query.from_dict(query).to_dict()
         value = self._call("retrieve", data)
         if not isinstance(value, str):
-            self._die(DesignFailure("protocol", "retrieve() result arrived as a non-string", op="retrieve"))
-            raise self._failure  # type: ignore[misc]
+            raise self._die(DesignFailure("protocol", "retrieve() result arrived as a non-string", op="retrieve"))
         # The worker truncates to the limit and appends a short note; anything longer
         # was not produced by the worker's own code.
         if len(value) > self.limits.max_retrieve_chars + 100:
-            self._die(
+            raise self._die(
                 DesignFailure(
                     "protocol",
                     f"protocol violation: a retrieve() result of {len(value):,} chars "
@@ -450,15 +450,13 @@ class SandboxedDesign:
                     op="retrieve",
                 )
             )
-            raise self._failure  # type: ignore[misc]
         return value
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable view of the design's memory, for the TUI."""
         value = self._call("snapshot", None)
         if not isinstance(value, dict):
-            self._die(DesignFailure("protocol", "snapshot() result arrived as a non-dict", op="snapshot"))
-            raise self._failure  # type: ignore[misc]
+            raise self._die(DesignFailure("protocol", "snapshot() result arrived as a non-dict", op="snapshot"))
         return value
 
     def close(self) -> None:
@@ -507,19 +505,21 @@ class SandboxedDesign:
             table = self._stats[section]
             table[key] = round(table.get(key, 0) + amount, 6)
 
-    def _die(self, failure: DesignFailure) -> None:
+    def _die(self, failure: DesignFailure) -> DesignFailure:
         """Record the failure and free everything now (called under the call lock).
+        Returns the failure that stands: the first one recorded.
 
         Releasing here, not only in close(), matters because ``with
         SandboxedDesign(...)`` never reaches ``__exit__`` when start() fails.
         """
-        if self._failure is None:
-            self._failure = failure
+        first = self._failure if self._failure is not None else failure
+        self._failure = first
         self._res.kill()
         with contextlib.suppress(Exception):
             self._res.reap()
         self._forward_fd_output()
         self._finalizer()
+        return first
 
     def _spawn(self) -> None:
         from alma_tui.sandbox.isolation import DIR_PREFIX, confine_spec, supported

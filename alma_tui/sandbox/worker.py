@@ -263,7 +263,7 @@ def _import_design_api(pkg_dir: str) -> types.ModuleType:
     import importlib.util
 
     pkg = types.ModuleType("alma_tui")
-    pkg.__path__ = [pkg_dir]  # type: ignore[attr-defined]
+    pkg.__path__ = [pkg_dir]
     pkg.__file__ = os.path.join(pkg_dir, "__init__.py")
     sys.modules.setdefault("alma_tui", pkg)
     spec = importlib.util.spec_from_file_location("alma_tui.design_api", os.path.join(pkg_dir, "design_api.py"))
@@ -531,7 +531,8 @@ class _Worker:
         query = self.api.Query.from_dict(arg)
         ok, res = self._run("retrieve()", self.design.retrieve, query)
         if not ok:
-            return res
+            failure: dict[str, Any] = res
+            return failure
         if not isinstance(res, str):
             return self._failure("invalid", f"retrieve() must return a str, but returned {type(res).__name__}")
         if len(res) > self.max_chars:
@@ -542,7 +543,8 @@ class _Worker:
     def op_snapshot(self, arg: Any) -> dict[str, Any]:
         ok, res = self._run("snapshot()", self.design.snapshot)
         if not ok:
-            return res
+            failure: dict[str, Any] = res
+            return failure
         if not isinstance(res, dict):
             return self._failure("invalid", f"snapshot() must return a dict, but returned {type(res).__name__}")
         try:
@@ -655,13 +657,13 @@ def main(argv: list[str]) -> int:
     def _no_fork_exec(*_a: Any, **_k: Any) -> Any:
         raise PermissionError("sandbox: starting subprocesses is not allowed for a memory design")
 
-    _posixsubprocess.fork_exec = _no_fork_exec  # type: ignore[attr-defined]
+    _posixsubprocess.fork_exec = _no_fork_exec
 
     budget = [int(limits.get("max_output_lines", 2000))]
     out = _OutStream(chan, "stdout", budget)
     err = _OutStream(chan, "stderr", budget)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
-    sys.stdin = io.StringIO("")  # type: ignore[assignment]
+    sys.stdout, sys.stderr = out, err
+    sys.stdin = io.StringIO("")
     _clamp_recursion_limit()
     guard = _Guard(os.getcwd(), pkg_dir)
     sys.addaudithook(guard)

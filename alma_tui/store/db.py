@@ -9,24 +9,32 @@ search emits thousands of step events per evaluation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from alma_tui.store.models import Command, Design, Event, Run, utcnow
+from alma_tui.store.models import Command, Design, Evaluation, Event, LLMCall, Run, utcnow
+from alma_tui.store.models import Episode as EpisodeRow
 from alma_tui.store.peek import damaged_message, disk_full_message, readonly_uri, sqlite_problem
 
 STORE_DIR = ".alma"
 DB_NAME = "alma.db"
+
+log = logging.getLogger(__name__)
+
+# Rows written in batches: events (thousands per evaluation) and LLM calls (budget accounting
+# after a resume sums them, so a lost batch would hand a resumed run budget it already spent).
+BufferedRow = Event | LLMCall
 
 
 class StoreError(Exception):
@@ -80,8 +88,9 @@ class Store:
         if not readonly:
             self._create_tables(path)
         self._lock = threading.RLock()
-        self._events: list[Any] = []
+        self._events: list[BufferedRow] = []
         self._events_flushed_at = time.monotonic()
+        self._flush_failing = False  # the last flush failed: its rows wait in _events
 
     def _check_integrity(self) -> None:
         """Refuse a damaged database file at once, with one line, before any query trips on it."""
@@ -133,13 +142,33 @@ class Store:
                 s.refresh(row)
 
     def close(self) -> None:
-        self.flush_events()
+        """Flush what is buffered and release the database. A batch that still cannot be
+        written is given up here, and only here, with an error naming what was lost."""
+        try:
+            self.flush_events()
+        except Exception as exc:
+            with self._lock:
+                lost, self._events = self._events, []
+            kinds = sorted({type(row).__name__ for row in lost})
+            log.error(
+                "the run store %s could not write %d buffered row(s) (%s) before closing: %s",
+                self.path,
+                len(lost),
+                ", ".join(kinds),
+                store_error(self.path, exc),
+            )
         self.engine.dispose()
 
     # -- runs -------------------------------------------------------------------------------
     def get_run(self) -> Run | None:
         with self.session() as s:
-            return s.exec(select(Run).order_by(Run.id)).first()
+            return s.exec(select(Run).order_by(col(Run.id))).first()
+
+    def require_run(self) -> Run:
+        run = self.get_run()
+        if run is None:
+            raise StoreError(f"the store {self.path} holds no run")
+        return run
 
     def update_run(self, run_id: int, **fields: Any) -> Run:
         with self.session() as s:
@@ -155,7 +184,7 @@ class Store:
     # -- designs ----------------------------------------------------------------------------
     def designs(self) -> list[Design]:
         with self.session() as s:
-            return list(s.exec(select(Design).order_by(Design.seq)).all())
+            return list(s.exec(select(Design).order_by(col(Design.seq))).all())
 
     def get_design(self, design_id: str) -> Design | None:
         with self.session() as s:
@@ -178,6 +207,33 @@ class Store:
             s.refresh(d)
             return d
 
+    def add_children(self, run_id: int, iteration: int, parent_ids: Sequence[str]) -> list[Design]:
+        """One child per parent (in order), and each parent's visit count, in one transaction:
+        a search killed after selection resumes with exactly these children."""
+        children: list[Design] = []
+        with self.session() as s:
+            seq = self.next_design_seq()
+            for pid in parent_ids:
+                parent = s.get(Design, pid)
+                if parent is None:
+                    raise StoreError(f"unknown design {pid}")
+                parent.visits += 1
+                s.add(parent)
+                child = Design(
+                    id=f"d{seq:03d}",
+                    run_id=run_id,
+                    seq=seq,
+                    parent_id=pid,
+                    iteration=iteration,
+                    origin="meta",
+                    title=f"child of {pid}",
+                )
+                s.add(child)
+                children.append(child)
+                seq += 1
+            s.commit()
+        return children
+
     def resolve_design(self, ref: str) -> Design | None:
         """A design by id ("d007"), bare number ("7") or unique title prefix."""
         ref = ref.strip()
@@ -185,6 +241,71 @@ class Store:
         if d is None and ref.isdigit():
             d = self.get_design(f"d{int(ref):03d}")
         return d
+
+    # -- evaluations --------------------------------------------------------------------------
+    def fail_evaluation(self, evaluation_id: int | None, error: str) -> None:
+        """Mark an evaluation failed (a missing row is left alone)."""
+        with self.session() as s:
+            row = s.get(Evaluation, evaluation_id)
+            if row is not None:
+                row.status, row.error = "failed", error
+                s.add(row)
+                s.commit()
+
+    def fail_running_evaluations(self, error: str) -> list[str]:
+        """After a crash: every evaluation still marked running is failed with ``error``. Returns
+        the design id of each evaluation that carries that error, one entry per evaluation."""
+        with self.session() as s:
+            for ev in s.exec(select(Evaluation).where(Evaluation.status == "running")).all():
+                ev.status = "failed"
+                ev.error = error
+                s.add(ev)
+            s.commit()
+            return [ev.design_id for ev in s.exec(select(Evaluation).where(Evaluation.error == error)).all()]
+
+    def last_episodes(self, design_id: str, phase: str) -> list[EpisodeRow]:
+        """The episodes of one phase of the design's latest finished evaluation."""
+        with self.session() as s:
+            ev = s.exec(
+                select(Evaluation)
+                .where(Evaluation.design_id == design_id, Evaluation.status == "done")
+                .order_by(col(Evaluation.id).desc())
+            ).first()
+            if ev is None:
+                return []
+            q = select(EpisodeRow).where(EpisodeRow.evaluation_id == ev.id, EpisodeRow.phase == phase)
+            return list(s.exec(q).all())
+
+    def accept_design(
+        self,
+        design_id: str,
+        evaluation_id: int | None,
+        *,
+        score: float,
+        score_se: float,
+        run_scores_json: str,
+        wall_s: float,
+        memory_json: str,
+        episodes: Sequence[EpisodeRow],
+    ) -> Design:
+        """A finished evaluation, its episodes and the accepted design, in one transaction."""
+        with self.session() as s:
+            row = s.get(Evaluation, evaluation_id)
+            design = s.get(Design, design_id)
+            if row is None or design is None:
+                raise StoreError(f"unknown design {design_id} or evaluation {evaluation_id}")
+            row.status, row.score, row.score_se = "done", score, score_se
+            row.run_scores_json, row.wall_s = run_scores_json, wall_s
+            s.add(row)
+            s.add_all(episodes)
+            design.status, design.score, design.score_se = "accepted", score, score_se
+            design.run_scores_json = run_scores_json
+            design.memory_json = memory_json
+            design.finished_at = utcnow()
+            s.add(design)
+            s.commit()
+            s.refresh(design)
+            return design
 
     # -- events -----------------------------------------------------------------------------
     def emit(
@@ -194,7 +315,7 @@ class Store:
         *,
         run_id: int | None = None,
         design_id: str | None = None,
-        data: dict | None = None,
+        data: dict[str, Any] | None = None,
         flush: bool = False,
     ) -> None:
         ev = Event(
@@ -206,27 +327,54 @@ class Store:
         )
         self.buffer(ev, flush=flush)
 
-    def buffer(self, row: Any, *, flush: bool = False) -> None:
-        """Queue a row for a batched insert (events, LLM calls): thousands per evaluation."""
+    def buffer(self, row: BufferedRow, *, flush: bool = False) -> None:
+        """Queue a row for a batched insert (events, LLM calls): thousands per evaluation.
+
+        ``flush=True`` writes at once and raises if the write fails. A flush that is merely
+        due (size or age) does not raise into the caller (often an episode's step hook): the
+        rows stay buffered for the next flush, and the first failure of a streak is logged."""
         with self._lock:
             self._events.append(row)
-            due = len(self._events) >= 200 or time.monotonic() - self._events_flushed_at > 0.25
-        if flush or due:
+            idle = time.monotonic() - self._events_flushed_at
+            due = (len(self._events) >= 200 and not self._flush_failing) or idle > 0.25
+        if flush:
             self.flush_events()
+        elif due:
+            failing = self._flush_failing
+            try:
+                self.flush_events()
+            except Exception as exc:
+                if not failing:
+                    log.warning("the run store could not write; rows kept for the next flush: %s", exc)
+
+    def pending_rows(self) -> int:
+        """Rows buffered and not yet written."""
+        with self._lock:
+            return len(self._events)
 
     def flush_events(self) -> None:
+        """Write the buffered rows in one transaction. If it fails they stay buffered (ahead
+        of rows queued since) for the next flush, and the error is raised: never dropped."""
         with self._lock:
             batch, self._events = self._events, []
             self._events_flushed_at = time.monotonic()
             if not batch:
                 return
-            with Session(self.engine) as s:
-                s.add_all(batch)
-                s.commit()
+            try:
+                with Session(self.engine) as s:
+                    s.add_all(batch)
+                    s.commit()
+            except BaseException:
+                # fresh copies: the failed transaction may have given the rows ids that another
+                # writer (the CLI, the TUI) can take before the retry
+                self._events = [_unsaved(row) for row in batch] + self._events
+                self._flush_failing = True
+                raise
+            self._flush_failing = False
 
     def events_after(self, after_id: int, limit: int = 5000) -> list[Event]:
         with Session(self.engine, expire_on_commit=False) as s:
-            q = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
+            q = select(Event).where(col(Event.id) > after_id).order_by(col(Event.id)).limit(limit)
             return list(s.exec(q).all())
 
     # -- steering ---------------------------------------------------------------------------
@@ -263,19 +411,24 @@ class Store:
 
     def pending_commands(self) -> list[Command]:
         with self.session() as s:
-            q = select(Command).where(Command.applied_at.is_(None)).order_by(Command.id)  # type: ignore[union-attr]
+            q = select(Command).where(col(Command.applied_at).is_(None)).order_by(col(Command.id))
             return list(s.exec(q).all())
 
-    def mark_applied(self, cmd_ids: list[int]) -> None:
+    def mark_applied(self, cmd_ids: Sequence[int | None]) -> None:
         if not cmd_ids:
             return
         with self.session() as s:
             for cid in cmd_ids:
-                c = s.get(Command, cid)
+                c = s.get(Command, cid) if cid is not None else None
                 if c is not None:
                     c.applied_at = utcnow()
                     s.add(c)
             s.commit()
+
+
+def _unsaved(row: BufferedRow) -> BufferedRow:
+    """The same row without a database id, ready to be inserted again."""
+    return type(row).model_validate(row.model_dump(exclude={"id"}))
 
 
 def _check_writable(path: Path) -> None:

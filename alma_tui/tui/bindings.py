@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ APP_KEYS: tuple[Key, ...] = (
 )
 
 
-def to_bindings(keys: tuple[Key, ...]) -> list[Binding]:
+def to_bindings(keys: tuple[Key, ...]) -> list[BindingType]:
     return [
         Binding(
             k.keys,

@@ -161,10 +161,10 @@ def design_label(
 
 
 def best_design(designs: Iterable[DesignRow]) -> DesignRow | None:
-    best = None
+    best, best_score = None, 0.0
     for d in designs:
-        if d.status == "accepted" and d.score is not None and (best is None or d.score > best.score):
-            best = d
+        if d.status == "accepted" and d.score is not None and (best is None or d.score > best_score):
+            best, best_score = d, d.score
     return best
 
 
@@ -201,7 +201,7 @@ def _highlighted_lines(code: str, lexer: str = "python") -> list[Text]:
     # keep the token colours, drop the theme background (the +/- rows set their own)
     text.style = ""
     text.spans = [Span(sp.start, sp.end, _no_bg(sp.style)) for sp in text.spans]
-    return text.split("\n", allow_blank=True)
+    return list(text.split("\n", allow_blank=True))
 
 
 def code_block(code: str, lexer: str = "python") -> Text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -71,7 +71,7 @@ class MainScreen(Screen):
         self.app.store_updated.subscribe(self, self.on_store_update)
         self.query_one("#archive").border_title = "ARCHIVE"
         self.query_one("#detail").border_title = "DESIGN"
-        self.tree.focus()
+        self.archive_tree.focus()
         if self.app.deterministic:
             self.query_one("#log-filter", Input).cursor_blink = False
         self._refresh_header()
@@ -80,7 +80,7 @@ class MainScreen(Screen):
 
     # -- handy accessors --------------------------------------------------------------------
     @property
-    def tree(self) -> ArchiveTree:
+    def archive_tree(self) -> ArchiveTree:
         return self.query_one(ArchiveTree)
 
     @property
@@ -92,11 +92,11 @@ class MainScreen(Screen):
         return self.query_one(DetailPane)
 
     def selected_row(self) -> DesignRow | None:
-        return self.tree.row(self.tree.selected_id)
+        return self.archive_tree.row(self.archive_tree.selected_id)
 
     # -- store updates ----------------------------------------------------------------------
     def on_store_update(self, up: Update) -> None:
-        tree = self.tree
+        tree = self.archive_tree
         if up.designs is not None:
             prev_sel = tree.row(tree.selected_id)
             no_mem = self.app.run_info.no_memory_score if self.app.run_info else None
@@ -172,13 +172,13 @@ class MainScreen(Screen):
 
     def _load_selected(self, design_id: str) -> None:
         self._detail_timer = None
-        if design_id != self.tree.selected_id:
+        if design_id != self.archive_tree.selected_id:
             return
         self.app.load_detail(design_id)
         self.log_panel.set_design(design_id)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
-        if message.design_id != self.tree.selected_id:
+        if message.design_id != self.archive_tree.selected_id:
             return
         self.detail.show(message.views, message.design_id)
         self.detail_for = message.design_id
@@ -239,8 +239,8 @@ class MainScreen(Screen):
         self.app.send_command(kind, design_id, text)
         self._refresh_header()
 
-    def _optimistic(self, row: DesignRow, **changes: object) -> None:
-        self.tree.refresh_design_label(row.id, replace(row, **changes))
+    def _optimistic(self, row: DesignRow, **changes: Any) -> None:
+        self.archive_tree.refresh_design_label(row.id, replace(row, **changes))
 
     def action_toggle_pin(self) -> None:
         d = self.selected_row()
@@ -301,11 +301,11 @@ class MainScreen(Screen):
         if best is None:
             self.notify("No accepted design yet.", severity="warning")
             return
-        self.tree.go_to(best.id)
-        self.tree.focus()
+        self.archive_tree.go_to(best.id)
+        self.archive_tree.focus()
 
     def action_follow(self) -> None:
-        tree = self.tree
+        tree = self.archive_tree
         tree.follow = True
         newest = tree.newest_id()
         if newest:
@@ -313,12 +313,12 @@ class MainScreen(Screen):
         self.notify("Following the newest design.", timeout=2)
 
     def go_to_design(self, design_id: str) -> None:
-        self.tree.go_to(design_id)
-        self.tree.focus()
+        self.archive_tree.go_to(design_id)
+        self.archive_tree.focus()
 
     def action_toggle_scope(self) -> None:
         panel = self.log_panel
-        panel.set_design(self.tree.selected_id)
+        panel.set_design(self.archive_tree.selected_id)
         panel.scope = "all" if panel.scope == "design" else "design"
 
     def action_focus_filter(self) -> None:
@@ -340,8 +340,8 @@ class MainScreen(Screen):
 
     @on(Input.Submitted, "#log-filter")
     def _back_to_tree(self) -> None:
-        self.tree.focus()
+        self.archive_tree.focus()
 
     def key_escape(self) -> None:
         if self.focused is not None and self.focused.id == "log-filter":
-            self.tree.focus()
+            self.archive_tree.focus()

@@ -243,13 +243,13 @@ def fill_eval_table(table: DataTable, d: DesignDetail) -> None:
     for task, per_run in by_task.items():
         cells: list[Any] = [Text(task, style=C_INFO), Text(goals[task][:40], style="")]
         for r in runs:
-            e = per_run.get(r)
-            if e is None:
+            ep = per_run.get(r)
+            if ep is None:
                 cells.append(Text("·", style=C_DIM))
-            elif e.success:
-                cells.append(Text(f"✓ {e.steps:>2} st", style=C_GOOD))
+            elif ep.success:
+                cells.append(Text(f"✓ {ep.steps:>2} st", style=C_GOOD))
             else:
-                cells.append(Text(f"✗ {e.steps:>2} st", style=C_BAD))
+                cells.append(Text(f"✗ {ep.steps:>2} st", style=C_BAD))
         eps = list(per_run.values())
         rate = sum(e.success for e in eps) / len(eps)
         cells.append(Text(f"{rate:.0%}", style=f"bold {C_GOOD if rate >= 0.5 else C_BAD}"))

@@ -1,0 +1,109 @@
+"""What the meta agent is shown about a parent: its code, scores, sampled deployment
+episodes, the hints of the user, and one real episode of the domain as an example."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from alma_tui.design_api import Episode as ApiEpisode
+from alma_tui.design_api import Query
+from alma_tui.engine.context import RunContext
+from alma_tui.engine.control import STOPS
+from alma_tui.engine.evaluator import synthetic_episodes
+from alma_tui.engine.meta_agent import ParentInfo
+from alma_tui.engine.steering import Steering
+from alma_tui.engine.wiring import ModelCalls
+from alma_tui.store.models import Design
+
+
+class Evidence:
+    def __init__(self, ctx: RunContext, calls: ModelCalls, steering: Steering) -> None:
+        self.ctx = ctx
+        self.calls = calls
+        self.steering = steering
+        self._vdata: tuple[list[ApiEpisode], list[Query]] | None = None
+
+    def validation_data(self) -> tuple[list[ApiEpisode], list[Query]]:
+        """A few real episodes of the domain (made once per engine), to validate designs on."""
+        if self._vdata is None:
+            calls = self.calls
+            self._vdata = synthetic_episodes(
+                self.ctx.domain, lambda m, s: calls.agent_complete(m, s), n=2, seed=self.ctx.config.seed
+            )
+        return self._vdata
+
+    def parent_info(self, parent: Design) -> ParentInfo:
+        ctx = self.ctx
+        episodes = self.sample_episodes(parent.id)
+        prev_suggestion = None
+        prev_improved = None
+        if parent.analysis_json:
+            try:
+                changes = json.loads(parent.analysis_json).get("suggested_changes") or []
+                prev_suggestion = "; ".join(c.get("what", "") for c in changes[:3]) or None
+            except (ValueError, AttributeError):
+                prev_suggestion = None
+            gp = ctx.store.get_design(parent.parent_id) if parent.parent_id else None
+            if gp is not None and gp.score is not None and parent.score is not None:
+                prev_improved = parent.score > gp.score
+        return ParentInfo(
+            design_id=parent.id,
+            title=parent.title,
+            code=parent.code,
+            score=parent.score,
+            run_scores=json.loads(parent.run_scores_json or "[]"),
+            no_memory_score=ctx.run_row.no_memory_score,
+            episodes=episodes,
+            errors=[parent.error] if parent.error else [],
+            previous_suggestion=prev_suggestion,
+            previous_improved=prev_improved,
+            hints=list(self.steering.hints),
+            domain_name=ctx.domain.name,
+            domain_description=getattr(ctx.domain, "instructions", ""),
+            example_episode=self.example_episode(),
+        )
+
+    def example_episode(self) -> dict[str, Any] | None:
+        """A real episode and query of this domain (the validation data), trimmed for the prompt."""
+        try:
+            episodes, queries = self.validation_data()
+        except STOPS:
+            raise  # the budget, an outage or a stop: the search's business, not a missing example
+        except Exception:  # the example is a courtesy; the prompt works without it
+            return None
+        if not episodes or not queries:
+            return None
+        ep = episodes[0].to_dict()
+        ep["steps"] = ep["steps"][:6] + (
+            [{"...": f"{len(ep['steps']) - 6} more steps"}] if len(ep["steps"]) > 6 else []
+        )
+        return {"episode": ep, "query": queries[0].to_dict()}
+
+    def sample_episodes(self, design_id: str, n: int = 8) -> list[dict[str, Any]]:
+        """A sample of the parent's deployment episodes, stratified by success."""
+        rows = self.ctx.store.last_episodes(design_id, "deployment")
+        rng = random.Random(f"sample:{design_id}")
+        fails = [r for r in rows if not r.success]
+        wins = [r for r in rows if r.success]
+        rng.shuffle(fails)
+        rng.shuffle(wins)
+        n_fail = min(len(fails), max(n - min(len(wins), n // 2), n // 2))
+        picked = fails[:n_fail] + wins[: n - n_fail]
+        out = []
+        for r in picked:
+            traj = json.loads(r.trajectory_json or "[]")
+            out.append(
+                {
+                    "task_id": r.task_id,
+                    "goal": r.goal,
+                    "success": r.success,
+                    "run": r.run,
+                    "step_count": r.steps,
+                    "memory": r.retrieved,
+                    "actions": [t.get("action", "") for t in traj][-12:],
+                    "error": r.error,
+                }
+            )
+        return out

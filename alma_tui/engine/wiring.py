@@ -1,0 +1,150 @@
+"""Model wiring: the LLM client of a run, and the calls the agent, the meta agent and the
+designs make through it (each accounted to the design in progress)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from alma_tui.engine.config import SearchConfig
+from alma_tui.engine.context import RunContext
+from alma_tui.engine.evaluator import EpisodeRecord, Hooks
+from alma_tui.llm.client import Budget, LLMClient, RoleParams
+from alma_tui.sanitize import sanitize
+
+Messages = list[dict[str, Any]]
+
+
+def build_llm(cfg: SearchConfig, record: Callable[[dict[str, Any]], None], cancel: threading.Event) -> LLMClient:
+    """One client for the run: per-model servers, per-role settings, the run's budget."""
+    bases = {
+        m: b
+        for m, b in (
+            (cfg.agent_model, cfg.agent_api_base),
+            (cfg.design_model, cfg.agent_api_base),
+            (cfg.embedding_model, cfg.agent_api_base),
+            (cfg.meta_model, cfg.meta_api_base),
+        )
+        if m and b
+    }
+    agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
+    return LLMClient(
+        record=record,
+        api_base=cfg.api_base,
+        api_bases=bases,
+        budget=Budget(cfg.budget_usd, cfg.budget_tokens),
+        timeout_s=cfg.llm_timeout_s,
+        num_retries=cfg.llm_retries,
+        max_concurrent=cfg.max_concurrent_llm,
+        cancel=cancel,
+        role_params={
+            "meta": RoleParams(cfg.meta_temperature, cfg.meta_reasoning),
+            "agent": agent_params,
+            "design": agent_params,
+        },
+    )
+
+
+class ModelCalls:
+    """The agent's, the meta agent's and the designs' model calls of one run."""
+
+    def __init__(self, ctx: RunContext, llm: LLMClient) -> None:
+        self.ctx = ctx
+        self.llm = llm
+
+    def stopped(self) -> None:
+        """Raise why model calls cannot go on (budget, outage, rejected key) if a call hit it:
+        episodes count a failed call as reward 0, so a step's result is only kept after this check."""
+        reason = self.llm.stop_reason()
+        if reason is not None:
+            raise reason
+
+    def agent_complete(self, messages: Messages, seed: int, design_id: str | None = None) -> str:
+        # designs are processed one at a time, so the one in progress owns the agent's calls
+        return self.llm.complete(
+            messages,
+            model=self.ctx.config.agent_model,
+            role="agent",
+            design_id=design_id or self.ctx.progress.design_id,
+            seed=seed,
+        )
+
+    def meta_complete(self, design_id: str) -> Callable[[Messages], str]:
+        """The meta agent's completion for a design, its output streamed as events."""
+        ctx = self.ctx
+
+        def complete(messages: Messages) -> str:
+            buf: list[str] = []
+            last = [time.monotonic()]
+
+            def on_chunk(text: str) -> None:
+                buf.append(text)
+                if time.monotonic() - last[0] > 0.1 or len(buf) > 40:
+                    ctx.emit("meta.chunk", "", design_id, text="".join(buf))
+                    buf.clear()
+                    last[0] = time.monotonic()
+
+            answer = self.llm.complete(
+                messages,
+                model=ctx.config.meta_model,
+                role="meta",
+                design_id=design_id,
+                seed=ctx.config.seed,
+                on_chunk=on_chunk,
+            )
+            if buf:
+                ctx.emit("meta.chunk", "", design_id, text="".join(buf))
+            return answer
+
+        return complete
+
+    def hooks(self, design_id: str) -> Hooks:
+        """What an evaluation or a validation of a design reports, and its brokered services."""
+        ctx, cfg = self.ctx, self.ctx.config
+        design_model = cfg.design_model or cfg.agent_model
+
+        def step(phase: str, run: int, task_id: str, i: int, action: str, obs: str, reward: float) -> None:
+            ctx.emit(
+                "episode.step",
+                f"[{phase} r{run} {task_id}] {i + 1}: {action} -> {obs[:160]}",
+                design_id,
+                phase=phase,
+                run=run,
+                task_id=task_id,
+                step=i + 1,
+                action=action,
+                observation=obs[:500],
+                reward=reward,
+            )
+
+        def episode(rec: EpisodeRecord) -> None:
+            ctx.progress.episodes_done += 1
+            mark = "success" if rec.success else ("error: " + rec.error if rec.error else "failed")
+            ctx.emit(
+                "episode.done",
+                f"[{rec.phase} r{rec.run} {rec.task_id}] {mark} in {rec.steps} steps",
+                design_id,
+                phase=rec.phase,
+                run=rec.run,
+                task_id=rec.task_id,
+                success=rec.success,
+                steps=rec.steps,
+                done=ctx.progress.episodes_done,
+                total=ctx.progress.episodes_total,
+            )
+
+        def design_llm(prompt: str, system: str | None) -> str:
+            msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+            return self.llm.complete(msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed)
+
+        def design_embed(texts: list[str]) -> list[list[float]]:
+            return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
+
+        def design_log(line: str) -> None:
+            ctx.emit("design.log", sanitize(line)[:1000], design_id)
+
+        return Hooks(
+            on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm, design_embed=design_embed
+        )
