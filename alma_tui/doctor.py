@@ -1,7 +1,7 @@
 """`alma-tui doctor`: what this machine gives a search, measured rather than assumed.
 
 The sandbox line comes from starting a real confined worker (see
-:func:`alma_tui.sandbox.isolation.probe`), so it reports what the kernel allowed,
+:func:`alma_tui.sandbox.detect.probe`), so it reports what the kernel allowed,
 including the reason when a container or a sysctl forbids namespaces.
 """
 
@@ -32,7 +32,7 @@ def _git() -> str:
 
 def cmd_doctor() -> int:
     """Print one line per check; exit 1 when designs could not be isolated or git is missing."""
-    from alma_tui.sandbox.isolation import describe, probe
+    from alma_tui.sandbox.detect import describe, probe
 
     iso = probe()
     rows = [

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from alma_tui.sandbox import DesignFailure, SandboxedDesign, SandboxLimits, isolation
-from alma_tui.sandbox.isolation import Isolation
+from alma_tui.sandbox import detect as sandbox_detect
+from alma_tui.sandbox.detect import Isolation
 
 pytestmark = pytest.mark.skipif(isolation.supported() is not None, reason="OS isolation needs Linux")
 
@@ -258,7 +259,7 @@ def test_log_floods_are_capped_by_the_engine() -> None:
 def test_weak_isolation_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from alma_tui.cli import main
 
-    monkeypatch.setattr(isolation, "_probed", Isolation("weak", "namespaces are forbidden here (test)"))
+    monkeypatch.setattr(sandbox_detect, "_probed", Isolation("weak", "namespaces are forbidden here (test)"))
     rc = main(["eval", "no_memory", "--repo", str(tmp_path), "--collection", "1", "--deployment", "1", "--runs", "1"])
     err = capsys.readouterr().err
     assert rc == 1

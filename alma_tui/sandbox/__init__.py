@@ -1,6 +1,6 @@
 """Run untrusted memory designs in a separate, limited process (see runner and worker)."""
 
-from alma_tui.sandbox.isolation import Isolation, SandboxUnavailable, describe, probe, require
+from alma_tui.sandbox.detect import Isolation, SandboxUnavailable, describe, probe, require
 from alma_tui.sandbox.runner import (
     DesignFailure,
     SandboxedDesign,

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alma_tui.design_api import Episode, Query
+from alma_tui.sandbox.isolation import DIR_PREFIX, confine_spec, supported
 
 __all__ = [
     "DesignFailure",
@@ -522,8 +523,6 @@ class SandboxedDesign:
         return first
 
     def _spawn(self) -> None:
-        from alma_tui.sandbox.isolation import DIR_PREFIX, confine_spec, supported
-
         res = self._res
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)[:40]
         # The engine's pid in the name lets a later engine remove folders a kill -9 left behind.
