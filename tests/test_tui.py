@@ -585,3 +585,26 @@ def test_reader_matches_the_store_models(repo: Path) -> None:
         d = designs[r.id]
         assert (r.status, r.score, r.pinned, r.commit) == (d.status, d.score, d.pinned, d.commit)
     assert detail is not None and detail.code == designs["d006"].code and detail.episodes
+
+
+# -- small terminals ----------------------------------------------------------------------------
+
+
+async def test_an_80x24_terminal_keeps_the_detail_readable_and_every_score_visible(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        main = await ready(pilot)
+        tree = main.archive_tree
+        archive = app.screen.query_one("#archive")
+        assert archive.size.width <= 34  # was a fixed 62 columns, leaving the detail 16
+        assert app.screen.size.width - archive.size.width >= 44
+        await pilot.pause(0.1)
+        for did, node in tree._dnodes.items():
+            row = tree.rows[did]
+            if row.score is None:
+                continue
+            depth_indent = tree.guide_depth * (tree._depth(row) + 1)
+            label = node.label.plain
+            score = f"{row.score:.3f}"
+            assert score in label, (did, label)
+            assert depth_indent + label.index(score) + len(score) <= tree.size.width, (did, label)

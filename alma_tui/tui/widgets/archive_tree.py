@@ -12,7 +12,8 @@ from textual.widgets.tree import TreeNode
 from alma_tui.tui.format import best_design, design_label
 from alma_tui.tui.rows import DesignRow
 
-TITLE_WIDTH = 30
+TITLE_WIDTH = 30  # title columns when the tree has its full width
+FULL_WIDTH = 60  # the tree's width inside a 62-column archive pane; narrower trees shorten titles
 
 
 class ArchiveTree(Tree[str]):
@@ -36,6 +37,7 @@ class ArchiveTree(Tree[str]):
         self._dnodes: dict[str, TreeNode[str]] = {}
         self._rows: dict[str, DesignRow] = {}
         self._scale: tuple[float, float, str | None] = (0.0, 1.0, None)
+        self._labelled_width: int | None = None
         self._auto_id: str | None = None
         self.selected_id: str | None = None
         self.no_memory: float | None = None
@@ -60,7 +62,7 @@ class ArchiveTree(Tree[str]):
         lo, hi, best_id = self._scale
         parent = self._rows.get(d.parent_id) if d.parent_id else None
         # shorter titles deeper down keep the score column aligned
-        width = max(6, TITLE_WIDTH - self.guide_depth * self._depth(d))
+        width = max(6, self._title_width() - self.guide_depth * self._depth(d))
         return design_label(
             d,
             parent_score=parent.score if parent else None,
@@ -69,6 +71,17 @@ class ArchiveTree(Tree[str]):
             hi=hi,
             title_width=width,
         )
+
+    def _title_width(self) -> int:
+        """Titles give way first on a narrow terminal, so the score column stays visible."""
+        width = self.size.width
+        return TITLE_WIDTH if not width else TITLE_WIDTH + min(0, width - FULL_WIDTH)
+
+    def on_resize(self) -> None:
+        if self._title_width() != self._labelled_width:
+            self._labelled_width = self._title_width()
+            for did, node in self._dnodes.items():
+                node.set_label(self._label(self._rows[did]))
 
     def sync(self, designs: Sequence[DesignRow], no_memory: float | None) -> list[str]:
         """Bring the tree up to date; returns the ids of new designs."""
