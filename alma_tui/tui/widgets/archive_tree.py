@@ -13,7 +13,7 @@ from alma_tui.tui.format import best_design, design_label
 from alma_tui.tui.rows import DesignRow
 
 TITLE_WIDTH = 30  # title columns when the tree has its full width
-FULL_WIDTH = 60  # the tree's width inside a 62-column archive pane; narrower trees shorten titles
+FULL_WIDTH = 59  # the tree's width inside a 62-column archive pane; narrower trees shorten titles
 
 
 class ArchiveTree(Tree[str]):
