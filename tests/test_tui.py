@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import threading
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from textual.app import App
 
 from alma_tui.store import Store
 from alma_tui.store.models import Command, Design, Event
 from alma_tui.tui.app import AlmaApp
 from alma_tui.tui.engine_proc import EngineProcess
 from alma_tui.tui.format import best_history, design_label, render_diff
+from alma_tui.tui.rows import EventRow
 from alma_tui.tui.screens.main import MainScreen
 from alma_tui.tui.screens.modals import GitScreen, HintScreen
+from alma_tui.tui.widgets.event_log import EventLogPanel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tui_fixture import FIXED_NOW, T0, make_fixture_repo
@@ -275,6 +279,79 @@ async def test_log_filter_and_scope(repo: Path) -> None:
         await pilot.press("l")
         await wait_until(pilot, lambda: main.log_panel.scope == "design" and main.log_panel._design_ready)
         assert all(" d006 " in line for line in log.lines)
+
+
+# -- the log follows its tail ---------------------------------------------------------------
+
+
+class _LogHost(App):
+    """Just the log panel, with a small buffer so that it fills (and trims) in a few writes."""
+
+    def __init__(self, buffer_lines: int = 60, visible_lines: int = 40) -> None:
+        super().__init__()
+        self.sizes = {"buffer_lines": buffer_lines, "visible_lines": visible_lines}
+
+    def compose(self):
+        yield EventLogPanel(id="log-panel", **self.sizes)
+
+
+def _log_rows(start: int, stop: int) -> list[EventRow]:
+    return [EventRow(i, T0, "d001", "step", f"msg-{i:06d}", "{}") for i in range(start, stop)]
+
+
+def _on_screen(app: App) -> list[int]:
+    """The numbers of the log lines actually painted (from a screenshot, not the model)."""
+    return sorted(int(n) for n in re.findall(r"msg-(\d{6})", app.export_screenshot()))
+
+
+async def test_log_keeps_following_after_its_buffer_fills() -> None:
+    app = _LogHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(EventLogPanel)
+        log = panel.log_widget
+        n = 0
+        for batch in (7, 13, 25, 40, 3, 1, 61, 5):  # past both the 40-line view and the 60-line buffer
+            panel.add_events(_log_rows(n, n + batch))
+            n += batch
+            await pilot.pause()
+            assert log.scroll_y == log.max_scroll_y
+            assert _on_screen(app)[-1] == n - 1, f"after {n} lines the newest is not on screen"
+        assert log.line_count == 40
+        # scrolled up, the user reads on undisturbed: trimming keeps the same lines in view
+        log.focus()
+        await pilot.press("pageup")
+        assert not log.following
+        shown = _on_screen(app)
+        panel.add_events(_log_rows(n, n + 5))
+        n += 5
+        await pilot.pause()
+        assert _on_screen(app) == shown
+        # back at the bottom, it follows again
+        await pilot.press("end")
+        assert log.following
+        panel.add_events(_log_rows(n, n + 5))
+        n += 5
+        await pilot.pause()
+        assert _on_screen(app)[-1] == n - 1
+
+
+async def test_log_returns_to_its_tail_when_a_filter_is_cleared() -> None:
+    app = _LogHost(buffer_lines=500, visible_lines=400)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(EventLogPanel)
+        log = panel.log_widget
+        panel.add_events(_log_rows(0, 150))
+        await pilot.pause()
+        panel.filter_text = "msg-0000"  # lines 0..99: more than the view holds
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 99
+        panel.filter_text = ""
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 149, "clearing the filter did not return to the tail"
+        assert log.scroll_y == log.max_scroll_y
+        panel.add_events(_log_rows(150, 160))  # and it still follows
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 159
 
 
 # -- live updates ---------------------------------------------------------------------------
