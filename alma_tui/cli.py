@@ -431,6 +431,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not _check_iterations(Path(args.repo), run, resolved):
         print(status_line(Path(args.repo)))
         return 0
+    if not args.headless:
+        from alma_tui.runstate import engine_running
+
+        if engine_running(Path(args.repo)):
+            # a search already runs there: nothing to start, so nothing (keys, models) to check
+            # for it; the TUI attaches to it as `watch` would, and says so
+            return _attach_tui(Path(args.repo))
     cfg = resolved.config
     if resolved.stored is not None:
         _refuse_score_changes(resolved.stored, cfg, resolved.origin)
@@ -525,6 +532,14 @@ def _run_with_tui(cfg: Any) -> int:
     from alma_tui.tui.app import run_tui
 
     return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg))
+
+
+def _attach_tui(repo: Path) -> int:
+    if not sys.stdout.isatty():
+        raise CliError(f"a search is already running in {repo}; the TUI that watches it needs a terminal")
+    from alma_tui.tui.app import run_tui
+
+    return run_tui(repo, engine_argv=None, attach=True)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

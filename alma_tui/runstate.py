@@ -49,6 +49,15 @@ def engine_running(repo: Path) -> bool:
     return False
 
 
+def lock_pid(repo: Path) -> int | None:
+    """The pid an engine wrote into the repo's lock (meaningful while ``engine_running``)."""
+    try:
+        text = lock_path(repo).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def pid_alive(pid: int | None) -> bool | None:
     """Whether a process with that pid runs here (None: unknown). A zombie is not alive."""
     if not pid or pid <= 0:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
+import subprocess
 import sys
 import threading
 from datetime import timedelta
@@ -11,14 +14,17 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from textual.app import App
 
 from alma_tui.store import Store
 from alma_tui.store.models import Command, Design, Event
-from alma_tui.tui.app import AlmaApp
+from alma_tui.tui.app import AlmaApp, run_tui
 from alma_tui.tui.engine_proc import EngineProcess
 from alma_tui.tui.format import best_history, design_label, render_diff
+from alma_tui.tui.rows import EventRow
 from alma_tui.tui.screens.main import MainScreen
 from alma_tui.tui.screens.modals import GitScreen, HintScreen
+from alma_tui.tui.widgets.event_log import EventLogPanel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tui_fixture import FIXED_NOW, T0, make_fixture_repo
@@ -277,6 +283,79 @@ async def test_log_filter_and_scope(repo: Path) -> None:
         assert all(" d006 " in line for line in log.lines)
 
 
+# -- the log follows its tail ---------------------------------------------------------------
+
+
+class _LogHost(App):
+    """Just the log panel, with a small buffer so that it fills (and trims) in a few writes."""
+
+    def __init__(self, buffer_lines: int = 60, visible_lines: int = 40) -> None:
+        super().__init__()
+        self.sizes = {"buffer_lines": buffer_lines, "visible_lines": visible_lines}
+
+    def compose(self):
+        yield EventLogPanel(id="log-panel", **self.sizes)
+
+
+def _log_rows(start: int, stop: int) -> list[EventRow]:
+    return [EventRow(i, T0, "d001", "step", f"msg-{i:06d}", "{}") for i in range(start, stop)]
+
+
+def _on_screen(app: App) -> list[int]:
+    """The numbers of the log lines actually painted (from a screenshot, not the model)."""
+    return sorted(int(n) for n in re.findall(r"msg-(\d{6})", app.export_screenshot()))
+
+
+async def test_log_keeps_following_after_its_buffer_fills() -> None:
+    app = _LogHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(EventLogPanel)
+        log = panel.log_widget
+        n = 0
+        for batch in (7, 13, 25, 40, 3, 1, 61, 5):  # past both the 40-line view and the 60-line buffer
+            panel.add_events(_log_rows(n, n + batch))
+            n += batch
+            await pilot.pause()
+            assert log.scroll_y == log.max_scroll_y
+            assert _on_screen(app)[-1] == n - 1, f"after {n} lines the newest is not on screen"
+        assert log.line_count == 40
+        # scrolled up, the user reads on undisturbed: trimming keeps the same lines in view
+        log.focus()
+        await pilot.press("pageup")
+        assert not log.following
+        shown = _on_screen(app)
+        panel.add_events(_log_rows(n, n + 5))
+        n += 5
+        await pilot.pause()
+        assert _on_screen(app) == shown
+        # back at the bottom, it follows again
+        await pilot.press("end")
+        assert log.following
+        panel.add_events(_log_rows(n, n + 5))
+        n += 5
+        await pilot.pause()
+        assert _on_screen(app)[-1] == n - 1
+
+
+async def test_log_returns_to_its_tail_when_a_filter_is_cleared() -> None:
+    app = _LogHost(buffer_lines=500, visible_lines=400)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panel = app.query_one(EventLogPanel)
+        log = panel.log_widget
+        panel.add_events(_log_rows(0, 150))
+        await pilot.pause()
+        panel.filter_text = "msg-0000"  # lines 0..99: more than the view holds
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 99
+        panel.filter_text = ""
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 149, "clearing the filter did not return to the tail"
+        assert log.scroll_y == log.max_scroll_y
+        panel.add_events(_log_rows(150, 160))  # and it still follows
+        await pilot.pause()
+        assert _on_screen(app)[-1] == 159
+
+
 # -- live updates ---------------------------------------------------------------------------
 
 
@@ -378,6 +457,81 @@ async def test_engine_failure_is_shown(repo: Path) -> None:
         await wait_until(pilot, lambda: banner.has_class("shown"))
         assert "boom in the engine" in str(banner.render())
         assert "exited with code 3" in str(banner.render())
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_opening_on_a_running_search_attaches_instead_of_failing(repo: Path, monkeypatch) -> None:
+    """`alma-tui` on a repo whose search runs headless: no second engine, no error, q leaves it be."""
+    other = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(repo / ".alma" / "engine.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "locked"
+        started: list[list[str]] = []
+        real_start = EngineProcess.start
+
+        def fake_start(self: EngineProcess) -> None:
+            started.append(list(self.argv))
+            real_start(self)
+
+        # what a second engine does on a locked repo: it says so and exits with 1
+        second = [sys.executable, "-c", "import sys; print('a search is already running'); sys.exit(1)"]
+        monkeypatch.setattr(EngineProcess, "start", fake_start)
+        monkeypatch.setattr(EngineProcess, "cmd", property(lambda self: second))
+        seen: dict[str, object] = {}
+
+        async def drive(app: AlmaApp) -> None:
+            app.clock = lambda: FIXED_NOW
+            app.poll_interval = 0.05
+            async with app.run_test(size=SIZE) as pilot:
+                await ready(pilot)
+                await pilot.pause(0.3)  # time for an engine started by mistake to fail and be seen
+                seen["notes"] = [n.message for n in app._notifications]
+                seen["engine_exit"] = app.engine_exit
+                await pilot.press("q")
+
+        monkeypatch.setattr(AlmaApp, "run", lambda self, *a, **kw: asyncio.run(drive(self)))
+        rc = run_tui(repo, engine_argv=["run", "--headless", "--repo", str(repo)])
+
+        assert started == [], "a second engine was started on a repo whose search is running"
+        assert seen["engine_exit"] is None
+        assert seen["notes"] == [f"attached to the search already running in {repo.resolve()} (pid {other.pid})"]
+        assert rc == 0
+        assert other.poll() is None, "quitting stopped the search it had attached to"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_alma_tui_on_a_running_search_goes_straight_to_attaching(repo: Path, monkeypatch) -> None:
+    """The CLI does not check keys and models for an engine it will not start."""
+    from alma_tui import cli
+    from alma_tui.tui import app as app_module
+
+    other = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(repo / ".alma" / "engine.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "locked"
+        calls: list[tuple] = []
+        monkeypatch.setattr(app_module, "run_tui", lambda *a, **kw: calls.append((a, kw)) or 0)
+        monkeypatch.setattr(cli, "_check_models", lambda *a, **kw: pytest.fail("checked models for no engine"))
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+        assert cli.main(["--repo", str(repo)]) == 0
+        assert calls == [((repo,), {"engine_argv": None, "attach": True})]
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_engine_process_stops_with_sigint(tmp_path: Path) -> None:

@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
 from textual.signal import Signal
 from textual.worker import get_current_worker
 
+from alma_tui.runstate import engine_running, lock_pid
 from alma_tui.tui.bindings import APP_KEYS, env_keymap, to_bindings
 from alma_tui.tui.commands import AlmaCommands
 from alma_tui.tui.engine_proc import EngineProcess
@@ -71,6 +72,7 @@ class AlmaApp(App[int]):
         poll_interval: float = 0.25,
         keymap: dict[str, str] | None = None,
         deterministic: bool = False,
+        attached_pid: int | None = None,
     ) -> None:
         _freeze_startup_objects()
         super().__init__()
@@ -80,6 +82,8 @@ class AlmaApp(App[int]):
             self.theme = "monokai"
         self.repo = Path(repo).resolve()
         self.engine = engine
+        # set when we were asked to start an engine but found one running (0: pid unknown)
+        self.attached_pid = attached_pid
         self.clock = clock or (lambda: datetime.now(UTC))
         self.poll_interval = poll_interval
         self.deterministic = deterministic
@@ -115,6 +119,9 @@ class AlmaApp(App[int]):
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
+        if self.attached_pid is not None:
+            pid = self.attached_pid or "unknown"
+            self.notify(f"attached to the search already running in {self.repo} (pid {pid})")
         # start polling once the first frame is on screen
         self.call_after_refresh(self._after_first_frame)
 
@@ -291,42 +298,50 @@ class AlmaApp(App[int]):
         self.exit(0)
 
 
-def run_tui(repo: Path, engine_argv: list[str] | None = None) -> int:
-    """Run the TUI on ``repo``; with ``engine_argv`` also start (and on quit stop) the engine.
+def build_app(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = False, **app_kw: Any) -> AlmaApp:
+    """The app for ``repo``; with ``engine_argv`` it also starts the engine, unless one runs there.
 
-    ``engine_argv`` are the arguments of ``python -m alma_tui`` for a headless run,
-    e.g. ``["run", "--headless", "--repo", str(repo), "--iterations", "10"]``.
-    Returns a process exit code.
+    A search already running in the repo (its engine holds ``.alma/engine.lock``) is not
+    started again: a second engine would only exit with "already running" and the app
+    would show that as a failure. The app attaches to it instead, as ``alma-tui watch``
+    does, and says so; quitting then leaves that engine alone. ``attach`` says the caller
+    found it running already (announce it, start nothing).
     """
     repo = Path(repo).resolve()
     engine: EngineProcess | None = None
-    if engine_argv is not None:
-        engine = EngineProcess(repo, engine_argv)
-        engine.start()
-    app = AlmaApp(repo, engine=engine)
-    crashed = True
-    try:
-        app.run()
+    attached_pid: int | None = None
+    if engine_argv is not None or attach:
+        if engine_running(repo):
+            attached_pid = lock_pid(repo) or 0
+        elif engine_argv is not None:
+            engine = EngineProcess(repo, engine_argv)
+            engine.start()
+    return AlmaApp(repo, engine=engine, attached_pid=attached_pid, **app_kw)
+
+
+def finish(app: AlmaApp, *, crashed: bool | None = None) -> int:
+    """After the app has run: stop the engine it started (not one it attached to); exit code."""
+    engine = app.engine
+    if crashed is None:
         crashed = app.return_code not in (0, None)
-    finally:
-        if engine is not None:
-            detached = getattr(app, "_detached", False)
-            if crashed or detached:
-                if engine.running():
-                    why = "the UI crashed" if crashed else "detached"
-                    print(
-                        f"alma-tui: {why}; the engine keeps running (pid {engine.pid}). "
-                        f"Re-attach with: alma-tui watch --repo {repo}",
-                        file=sys.stderr,
-                    )
-            elif engine.running():
-                print("alma-tui: stopping the engine (SIGINT)…", file=sys.stderr)
-                rc = engine.stop(timeout=8.0)
-                if rc not in (0, None, -2, 130):
-                    print(
-                        f"alma-tui: engine exited with code {rc}; see {engine.log_path}",
-                        file=sys.stderr,
-                    )
+    if engine is not None:
+        detached = getattr(app, "_detached", False)
+        if crashed or detached:
+            if engine.running():
+                why = "the UI crashed" if crashed else "detached"
+                print(
+                    f"alma-tui: {why}; the engine keeps running (pid {engine.pid}). "
+                    f"Re-attach with: alma-tui watch --repo {app.repo}",
+                    file=sys.stderr,
+                )
+        elif engine.running():
+            print("alma-tui: stopping the engine (SIGINT)…", file=sys.stderr)
+            rc = engine.stop(timeout=8.0)
+            if rc not in (0, None, -2, 130):
+                print(
+                    f"alma-tui: engine exited with code {rc}; see {engine.log_path}",
+                    file=sys.stderr,
+                )
     if engine is not None and app.engine_exit not in (None, 0):
         print(
             f"alma-tui: the engine failed (exit {app.engine_exit}). Last lines of "
@@ -335,3 +350,20 @@ def run_tui(repo: Path, engine_argv: list[str] | None = None) -> int:
         )
         return 1
     return 0 if app.return_code in (0, None) else int(app.return_code)
+
+
+def run_tui(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = False) -> int:
+    """Run the TUI on ``repo``; with ``engine_argv`` also start (and on quit stop) the engine.
+
+    ``engine_argv`` are the arguments of ``python -m alma_tui`` for a headless run,
+    e.g. ``["run", "--headless", "--repo", str(repo), "--iterations", "10"]``; when a
+    search already runs in ``repo`` the TUI attaches to it instead (see :func:`build_app`).
+    Returns a process exit code.
+    """
+    app = build_app(repo, engine_argv, attach=attach)
+    try:
+        app.run()
+    except BaseException:
+        finish(app, crashed=True)
+        raise
+    return finish(app)

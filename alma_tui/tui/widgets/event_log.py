@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Self
 
 from rich.text import Text
 from textual import on
@@ -64,13 +65,55 @@ def to_lines(events: Iterable[EventRow], chunker: _Chunker) -> list[LogLine]:
 
 
 class EventLog(Log):
+    """A ``Log`` that follows the newest line for as long as the user has not scrolled up.
+
+    Textual's ``Log.write_lines`` decides to scroll from ``is_vertical_scroll_end`` read
+    before the write, and once ``max_lines`` is reached it trims the head but refreshes the
+    lines at their pre-trim indices (off screen): the view neither moves nor repaints, and
+    from then on it is stuck. Here "following" is state (``following``), set from where the
+    user scrolls to, and every write that trims repaints and keeps the view on its lines.
+    """
+
     DEFAULT_CSS = """
     EventLog { background: $surface; scrollbar-size-vertical: 1; }
     """
 
-    def __init__(self, **kw) -> None:
-        super().__init__(highlight=True, max_lines=VISIBLE_LINES, **kw)
+    def __init__(self, *, max_lines: int = VISIBLE_LINES, **kw) -> None:
+        super().__init__(highlight=True, max_lines=max_lines, **kw)
         self.highlighter = LogHighlighter()
+        self.following = True
+        self._moving = False  # our own scrolls do not change ``following``
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if not self._moving and self.max_scroll_y > 0:
+            # the user scrolled: up stops following, back to the bottom follows again
+            self.following = round(new_value) >= self.max_scroll_y
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        new = [part for line in lines for part in line.splitlines()]
+        follow = self.following if scroll_end is None else scroll_end
+        before, y = len(self._lines), self.scroll_y
+        super().write_lines(new, scroll_end=False)  # no scroll of its own; repaints in full
+        trimmed = before + len(new) - len(self._lines)
+        self._moving = True
+        try:
+            if follow and not self.is_vertical_scrollbar_grabbed:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+            elif trimmed > 0:  # keep the lines the user is reading in place
+                self.scroll_to(y=max(0.0, y - trimmed), animate=False, immediate=True)
+        finally:
+            self._moving = False
+        return self
+
+    def clear(self) -> Self:
+        super().clear()
+        self._moving = True
+        try:
+            self.scroll_to(0, 0, animate=False, immediate=True)
+        finally:
+            self._moving = False
+        return self
 
 
 class EventLogPanel(Vertical):
@@ -83,10 +126,11 @@ class EventLogPanel(Vertical):
     class WantDesignHistory(Message):
         design_id: str
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, *, buffer_lines: int = BUFFER_LINES, visible_lines: int = VISIBLE_LINES, **kw) -> None:
         super().__init__(**kw)
-        self._all: deque[LogLine] = deque(maxlen=BUFFER_LINES)
-        self._design: deque[LogLine] = deque(maxlen=VISIBLE_LINES)
+        self.visible_lines = visible_lines
+        self._all: deque[LogLine] = deque(maxlen=buffer_lines)
+        self._design: deque[LogLine] = deque(maxlen=visible_lines)
         self._design_id: str | None = None
         self._design_ready = False
         self._chunker = _Chunker()
@@ -96,7 +140,7 @@ class EventLogPanel(Vertical):
         with Horizontal(id="log-head"):
             yield Line(id="log-title")
             yield Input(placeholder="/ filter the log", id="log-filter", compact=True)
-        yield EventLog(id="log")
+        yield EventLog(id="log", max_lines=self.visible_lines)
 
     def on_mount(self) -> None:
         self._update_title()
@@ -121,9 +165,7 @@ class EventLogPanel(Vertical):
     def _write(self, texts: list[str]) -> None:
         if not texts:
             return
-        log = self.log_widget
-        log.auto_scroll = log.is_vertical_scroll_end or log.max_scroll_y == 0
-        log.write_lines(texts[-VISIBLE_LINES:])
+        self.log_widget.write_lines(texts[-self.visible_lines :])
 
     def _match(self, text: str) -> bool:
         f = self.filter_text
@@ -131,12 +173,13 @@ class EventLogPanel(Vertical):
 
     def _rerender(self) -> None:
         log = self.log_widget
+        following = log.following  # a new filter or scope keeps the tail in view if it was
         log.clear()
+        log.following = following
         source = self._design if self.scope == "design" else self._all
         texts = [x.text for x in source if self._match(x.text)]
-        log.auto_scroll = True
         if texts:
-            log.write_lines(texts[-VISIBLE_LINES:])
+            log.write_lines(texts[-self.visible_lines :])
         self._update_title()
 
     # -- scope ------------------------------------------------------------------------------
