@@ -40,3 +40,19 @@ def sanitize(text: object, *, newlines: bool = True) -> str:
     if not newlines:
         s = s.replace("\n", " ").replace("\t", " ")
     return s
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` sanitized as one readable line of at most ``limit`` characters.
+
+    Whitespace runs (line breaks included) become one space; a longer text is cut at the
+    last word boundary before the limit and ends with "…", never in the middle of a word.
+    """
+    s = " ".join(sanitize(text, newlines=False).split())
+    if len(s) <= limit:
+        return s
+    head = s[: max(1, limit - 1)]
+    cut = head.rfind(" ")
+    if cut > limit // 2:  # a word boundary not too far back
+        head = head[:cut]
+    return head.rstrip(" ,;:.-") + "…"

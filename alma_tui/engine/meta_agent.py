@@ -8,6 +8,11 @@ agent does, with the robustness the reference lacked:
   answer is not valid JSON or violates the schema, the model is re-asked with
   the validation error (the reference accepted any JSON and later crashed on a
   missing field);
+- near misses that real models answer are normalised in the schema rather than
+  refused: a string where a list is expected, priorities as words ("High",
+  "critical", "P2") or numeric strings, a single object where a list is
+  expected, extra fields, JSON in a fence or followed by prose, trailing commas;
+  only what cannot be understood is refused, and the retry quotes the problem;
 - code is extracted from whatever the model returns (```python fence, any
   fence, or bare code with prose around it).
 """
@@ -21,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alma_tui.engine import prompts
+from alma_tui.sanitize import one_line
 
 __all__ = [
     "Analysis",
@@ -35,6 +41,7 @@ __all__ = [
     "extract_code",
     "extract_json",
     "extract_title",
+    "parse_priority",
 ]
 
 MemoryLabel = Literal["useful", "potentially_useful", "irrelevant", "empty_or_bad_format"]
@@ -72,6 +79,111 @@ class ParentInfo:
     )
 
 
+# ---------------------------------------------------------------------------
+# Near-miss normalisation (what real models answer instead of the schema)
+# ---------------------------------------------------------------------------
+
+_BULLET_RE = re.compile(r"^\s*(?:[-*\u2022\u2013]|\d{1,2}[.)])\s+")
+#: priority words -> the schema's numbers (1 = most important)
+PRIORITY_WORDS = {
+    "critical": 1,
+    "urgent": 1,
+    "highest": 1,
+    "top": 1,
+    "very_high": 1,
+    "high": 1,
+    "medium_high": 2,
+    "medium": 2,
+    "moderate": 2,
+    "normal": 2,
+    "mid": 2,
+    "med": 2,
+    "medium_low": 3,
+    "low": 3,
+    "minor": 3,
+    "lowest": 4,
+    "very_low": 4,
+    "optional": 4,
+    "nice_to_have": 4,
+}
+
+
+def _text(v: object) -> str:
+    """A scalar, list or object as one text (lists joined by line breaks)."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        return "\n".join(t for t in (_text(x) for x in v) if t)
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_text(x)}" for k, x in v.items() if _text(x))
+    return str(v)
+
+
+def split_items(text: str) -> list[str]:
+    """A string where a list of strings was expected: its bullet lines when it is a clear
+    bulleted (or numbered) list, else its non-empty lines, else nothing."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    if len(lines) > 1 and all(_BULLET_RE.match(ln) for ln in lines):
+        return [_BULLET_RE.sub("", ln).strip() for ln in lines]
+    if len(lines) > 1 and _BULLET_RE.match(lines[0]):  # bullets with wrapped continuation lines
+        items: list[str] = []
+        for ln in lines:
+            if _BULLET_RE.match(ln):
+                items.append(_BULLET_RE.sub("", ln).strip())
+            else:
+                items[-1] += " " + ln.strip()
+        return items
+    return [text.strip()]
+
+
+def _str_list(v: object) -> object:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return split_items(v)
+    if isinstance(v, dict):
+        v = [v]
+    if isinstance(v, list | tuple):
+        return [t for t in (_text(x).strip() for x in v) if t]
+    return [_text(v)]
+
+
+def _object_list(v: object) -> object:
+    if v is None:
+        return []
+    if isinstance(v, dict):
+        return [v]
+    return v
+
+
+def parse_priority(v: object) -> object:
+    """1 = most important. Numbers and numeric strings ("2", "2.0", "#2"), words ("High",
+    "medium", "critical"), P-levels ("P1", "p2") and "1 (high)". 0 (zero-based) is 1.
+    Anything else is returned unchanged, for the schema to refuse."""
+    if v is None:
+        return 1
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return max(1, round(v)) if v == v and v >= 0 else v
+    if isinstance(v, str):
+        s = v.strip().lower()
+        m = re.fullmatch(r"(?:p|priority|#)?[\s:=]*(\d+(?:\.\d+)?)\b.*", s)
+        if m:
+            return max(1, round(float(m.group(1))))
+        key = re.sub(r"[^a-z]+", "_", s).strip("_")
+        if key in PRIORITY_WORDS:
+            return PRIORITY_WORDS[key]
+        for word in key.split("_"):  # "high priority", "priority: low"
+            if word in PRIORITY_WORDS and word not in ("top",):
+                return PRIORITY_WORDS[word]
+    return v
+
+
 class TrajectoryAssessment(BaseModel):
     """The meta agent's judgement of the memory one deployment episode received."""
 
@@ -87,6 +199,11 @@ class TrajectoryAssessment(BaseModel):
         # Models often answer task ids as numbers; accept them.
         return "" if v is None else str(v)
 
+    @field_validator("how_it_could_help", mode="before")
+    @classmethod
+    def _help_text(cls, v: object) -> str:
+        return _text(v)
+
     @field_validator("memory_label", mode="before")
     @classmethod
     def _normalise_label(cls, v: object) -> object:
@@ -99,6 +216,16 @@ class TrajectoryAssessment(BaseModel):
                 "empty": "empty_or_bad_format",
                 "bad_format": "empty_or_bad_format",
                 "potentially": "potentially_useful",
+                "partially_useful": "potentially_useful",
+                "somewhat_useful": "potentially_useful",
+                "possibly_useful": "potentially_useful",
+                "maybe_useful": "potentially_useful",
+                "helpful": "useful",
+                "very_useful": "useful",
+                "not_useful": "irrelevant",
+                "unhelpful": "irrelevant",
+                "not_relevant": "irrelevant",
+                "none": "empty_or_bad_format",
             }
             return aliases.get(key, key)
         return v
@@ -112,6 +239,34 @@ class ChangeSuggestion(BaseModel):
     priority: int = Field(default=1, ge=1)
     what: str
     why: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _near_miss(cls, v: object) -> object:
+        # a bare string is the change itself; common synonyms of what/why are accepted
+        if isinstance(v, str):
+            return {"what": v}
+        if isinstance(v, dict) and "what" not in v:
+            for alias in ("change", "suggestion", "description", "action", "title", "name"):
+                if v.get(alias):
+                    v = {**v, "what": v[alias]}
+                    break
+        if isinstance(v, dict) and "why" not in v:
+            for alias in ("reason", "rationale", "justification", "because"):
+                if v.get(alias):
+                    v = {**v, "why": v[alias]}
+                    break
+        return v
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, v: object) -> object:
+        return parse_priority(v)
+
+    @field_validator("what", "why", mode="before")
+    @classmethod
+    def _texts(cls, v: object) -> object:
+        return v if v is None else _text(v)
 
 
 class Analysis(BaseModel):
@@ -129,6 +284,40 @@ class Analysis(BaseModel):
     structure_issues: list[str] = Field(default_factory=list)
     suggested_changes: list[ChangeSuggestion] = Field(default_factory=list)
     title_hint: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, v: object) -> object:
+        # {"analysis": {...}}: one wrapping key around an object with the schema's fields
+        if isinstance(v, dict) and len(v) == 1 and not (v.keys() & cls.model_fields):
+            (inner,) = v.values()
+            if isinstance(inner, dict) and inner.keys() & cls.model_fields:
+                return inner
+        return v
+
+    @field_validator("content_quality_issues", "structure_issues", mode="before")
+    @classmethod
+    def _issues(cls, v: object) -> object:
+        return _str_list(v)
+
+    @field_validator("trajectory_assessments", mode="before")
+    @classmethod
+    def _assessments(cls, v: object) -> object:
+        return _object_list(v)
+
+    @field_validator("suggested_changes", mode="before")
+    @classmethod
+    def _changes(cls, v: object) -> object:
+        if isinstance(v, str):  # a bulleted string: one change per item, in the order given
+            v = split_items(v)
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            return [{"priority": i + 1, "what": x} for i, x in enumerate(v)]
+        return _object_list(v)
+
+    @field_validator("lessons_from_previous", "title_hint", mode="before")
+    @classmethod
+    def _plain(cls, v: object) -> str:
+        return _text(v)
 
     def top_suggestion(self) -> str:
         """The highest-priority change as one line: it becomes the child's
@@ -161,9 +350,12 @@ class Analysis(BaseModel):
 # Extraction helpers
 # ---------------------------------------------------------------------------
 
-_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL)
-_TITLE_RE = re.compile(r"^\s*(?:\*\*)?TITLE(?:\*\*)?\s*:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
+_FENCE_RE = re.compile(r"(?:```|~~~)[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:\n[ \t]*(?:```|~~~)|\Z)", re.DOTALL)
+_TITLE_RE = re.compile(
+    r"^\s*(?:#+\s*)?(?:\*\*)?TITLE(?:\*\*)?\s*[:\-\u2013]\s*(?:\*\*)?(.+?)\s*$", re.MULTILINE | re.IGNORECASE
+)
 _CODE_START_RE = re.compile(r"^(?:\"\"\"|'''|#|from\s+\w|import\s+\w|class\s+\w|def\s+\w|@|[A-Z_]+\s*=)", re.MULTILINE)
+_CLASS_RE = re.compile(r"^class\s+(\w+)\s*\(", re.MULTILINE)
 
 
 def _parses(code: str) -> bool:
@@ -178,8 +370,9 @@ def extract_code(text: str) -> str:
     """The Python module inside a model answer.
 
     Preference order: a ```python fence (the largest one, since a model may
-    also quote a snippet), any fence that parses as Python, then bare code
-    (the text from the first code-looking line, trimmed of trailing prose
+    also quote a snippet), any fence (``` or ~~~, any language tag) that parses
+    as Python with a class, the whole answer when it is only code, then bare
+    code (the text from the first code-looking line, trimmed of trailing prose
     until it parses). Raises :class:`MetaAgentError` when nothing looks like code.
     """
     fences: list[tuple[str, str]] = [(lang.lower(), body) for lang, body in _FENCE_RE.findall(text or "")]
@@ -189,7 +382,9 @@ def extract_code(text: str) -> str:
     other = [b for _, b in fences if _parses(b) and "class " in b]
     if other:
         return max(other, key=len).strip("\n") + "\n"
-    body = _TITLE_RE.sub("", text or "")
+    body = _TITLE_RE.sub("", text or "").strip("\n")
+    if "class " in body and _parses(body):  # the answer is only code
+        return body.rstrip() + "\n"
     m = _CODE_START_RE.search(body)
     if m:
         lines = body[m.start() :].rstrip().splitlines()
@@ -201,8 +396,15 @@ def extract_code(text: str) -> str:
     raise MetaAgentError("the meta model's answer contains no Python module")
 
 
+def _words(name: str) -> str:
+    """``SuccessfulRoutesMemory`` -> ``Successful routes memory``."""
+    parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)
+    return " ".join(parts).capitalize() if parts else name
+
+
 def extract_title(text: str, code: str = "", fallback: str = "untitled design") -> str:
-    """``TITLE: ...`` line, else the first line of the module docstring, else fallback."""
+    """``TITLE: ...`` line (also ``Title -``, ``**Title:**``, ``# Title:``), else the first
+    line of the module docstring, else the design class's name in words, else fallback."""
     m = _TITLE_RE.search(text or "")
     if m:
         return m.group(1).strip().strip("`*\"'")[:120] or fallback
@@ -210,27 +412,71 @@ def extract_title(text: str, code: str = "", fallback: str = "untitled design") 
         doc = ast.get_docstring(ast.parse(code)) if code else None
     except SyntaxError:
         doc = None
-    if doc:
+    if doc and doc.strip():
         return doc.strip().splitlines()[0].rstrip(".")[:120]
+    names = [n for n in _CLASS_RE.findall(code or "") if n != "MemoryDesign"]
+    if names:
+        return _words(names[-1])[:120]
     return fallback
 
 
-def extract_json(text: str) -> object:
-    """The JSON value inside a model answer: whole text, a fence, or the
-    outermost ``{...}`` span with prose around it. Raises ``ValueError``."""
-    text = (text or "").strip()
-    candidates = [text]
-    candidates += [b for _, b in _FENCE_RE.findall(text)]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    last_err: Exception | None = None
-    for c in candidates:
+_TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
+
+
+def _loads_lenient(text: str) -> object:
+    """One JSON value from the start of ``text`` (prose after it is ignored), tolerating
+    trailing commas and Python-literal spellings (single quotes, True/None)."""
+    decoder = json.JSONDecoder()
+    try:
+        return decoder.raw_decode(text)[0]
+    except json.JSONDecodeError as first:
+        fixed = _TRAILING_COMMA_RE.sub(r"\1", text)
         try:
-            return json.loads(c)
-        except (json.JSONDecodeError, TypeError) as e:
+            return decoder.raw_decode(fixed)[0]
+        except json.JSONDecodeError:
+            pass
+        end = fixed.rfind("}")
+        try:
+            value = ast.literal_eval(fixed[: end + 1]) if end >= 0 else None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = None
+        if isinstance(value, dict | list):
+            return value
+        raise first
+
+
+def extract_json(text: str) -> object:
+    """The JSON value inside a model answer: whole text, a fence, or the first
+    ``{...}`` with prose before and after it; trailing commas are forgiven.
+    Raises ``ValueError`` saying where the JSON broke."""
+    text = (text or "").strip()
+    candidates = [b.strip() for _, b in _FENCE_RE.findall(text)] + [text]
+    start = text.find("{")
+    if start > 0:
+        candidates.append(text[start:])
+    last_err: json.JSONDecodeError | None = None
+    for c in candidates:
+        if not c.startswith(("{", "[")):
+            continue
+        try:
+            return _loads_lenient(c)
+        except json.JSONDecodeError as e:
             last_err = e
-    raise ValueError(f"no valid JSON object found ({last_err})")
+    if last_err is None:
+        raise ValueError("the answer contains no JSON object (no '{' found)")
+    raise ValueError(f"the JSON is malformed: {last_err.msg} at line {last_err.lineno} column {last_err.colno}")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each schema problem as ``field.path: message (got: value)``, one per line."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(the whole object)"
+        got = json.dumps(err.get("input"), default=str)
+        if len(got) > 80:
+            got = got[:77] + "..."
+        lines.append(f"{loc}: {err.get('msg', 'invalid')} (got: {got})")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -269,10 +515,14 @@ class MetaAgent:
             raws.append(raw)
             try:
                 data = extract_json(raw)
+                if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+                    data = data[0]  # the object inside a one-element list
                 if not isinstance(data, dict):
-                    raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+                    raise ValueError(f"expected a JSON object, got a JSON {type(data).__name__}")
                 return Analysis.model_validate(data), raw
-            except (ValueError, ValidationError) as e:
+            except ValidationError as e:
+                error = describe_validation_error(e)
+            except ValueError as e:
                 error = str(e)
             messages = [
                 *messages,
@@ -281,7 +531,7 @@ class MetaAgent:
             ]
         raise MetaAgentError(
             f"analysis of {parent.design_id} was not valid JSON for the schema after "
-            f"{self.max_json_retries + 1} attempts; last error: {error[:300]}"
+            f"{self.max_json_retries + 1} attempts; last error: " + one_line(error.replace("\n", "; "), 300)
         )
 
     def write(self, parent: ParentInfo, analysis: Analysis) -> tuple[str, str, str]:

@@ -10,6 +10,7 @@ import time
 
 from alma_tui.engine.context import RunContext
 from alma_tui.llm.client import LLMClient
+from alma_tui.sanitize import one_line
 
 MAX_WAIT_S = 600.0
 STREAK_WINDOW_S = 1800.0
@@ -34,7 +35,8 @@ class OutagePolicy:
         ctx = self.ctx
         wait = self.next_wait()
         ctx.set_status(
-            "paused", f"provider unavailable: {detail[:300]}; retrying in {wait:.0f}s (or on `alma-tui resume`)"
+            "paused",
+            f"provider unavailable: {one_line(detail, 300)}; retrying in {wait:.0f}s (or on `alma-tui resume`)",
         )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from alma_tui.engine.steering import Steering
 from alma_tui.engine.wiring import ModelCalls
 from alma_tui.llm.accounting import design_totals, estimate_next_design
 from alma_tui.sandbox import DesignFailure, SandboxLimits, validate_design
-from alma_tui.sanitize import sanitize
+from alma_tui.sanitize import one_line, sanitize
 from alma_tui.store.models import Design, Evaluation, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
 
@@ -157,10 +157,10 @@ class DesignPipeline:
         except MetaAgentError as exc:
             ctx.emit(
                 "design.repair",
-                f"{d.id}: repair {attempt} gave no usable code: {exc}",
+                f"{d.id}: repair {attempt} gave no usable code: {one_line(exc, 300)}",
                 d.id,
                 attempt=attempt,
-                error=str(exc),
+                error=one_line(exc, 1000),
             )
             return None
         return title, new_code
@@ -172,11 +172,16 @@ class DesignPipeline:
         return {"tokens": int(t.get("tokens", 0)), "cost_usd": float(t.get("cost_usd", 0.0))}
 
     def reject(self, d: Design, error: str, detail: str = "") -> Design:
-        error, detail = sanitize(error), sanitize(detail)
+        # the reason is one readable line (events, headless output, the archive), shortened at a
+        # word boundary if it must be; the whole text stays in error_detail
+        full = sanitize(error)
+        error, detail = one_line(full, 1000), sanitize(detail)
+        if error != " ".join(full.split()) and full not in detail:
+            detail = f"{full}\n\n{detail}".strip()
         d = self.ctx.store.update_design(
             d.id,
             status="rejected",
-            error=error[:1000],
+            error=error,
             error_detail=detail[:20000],
             finished_at=utcnow(),
             **self.spend(d.id),

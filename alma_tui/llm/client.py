@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from alma_tui.llm import providers
+from alma_tui.sanitize import one_line
 
 _lock = threading.Lock()
 _litellm: Any = None
@@ -56,6 +57,18 @@ LOCAL_PROVIDERS = {
 }
 #: providers whose "model" is whatever the server at api_base serves
 COMPATIBLE_PROVIDERS = {"openai", "text-completion-openai", "custom_openai", "openai_like"} | LOCAL_PROVIDERS
+#: the base-URL variables litellm itself reads for each OpenAI-compatible provider: one set in the
+#: environment (or --env-file) means the same as --api-base with that URL
+BASE_URL_ENV: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+    "text-completion-openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+    "hosted_vllm": ("HOSTED_VLLM_API_BASE",),
+    "openai_like": ("OPENAI_LIKE_API_BASE",),
+    "ollama": ("OLLAMA_API_BASE",),
+    "ollama_chat": ("OLLAMA_API_BASE",),
+    "xinference": ("XINFERENCE_API_BASE",),
+    "lm_studio": ("LM_STUDIO_API_BASE",),
+}
 #: sent when an OpenAI-compatible server needs no key (the OpenAI SDK refuses an empty one)
 NO_KEY = "sk-no-key-needed"
 
@@ -139,6 +152,17 @@ def _provider(litellm: Any, model: str, api_base: str | None) -> str:
     return str(litellm.get_llm_provider(model, api_base=api_base)[1])
 
 
+def env_api_base(model: str) -> str | None:
+    """The base URL litellm would take from the environment for ``model``'s provider
+    (``OPENAI_BASE_URL``/``OPENAI_API_BASE`` for ``openai/...``, ...), or None."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    for name in BASE_URL_ENV.get(provider, ()):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
 def check_model(model: str, api_base: str | None = None, *, embedding: bool = False, strict_name: bool = True) -> None:
     """Fail before a search starts if a model cannot work: unknown provider, a cloud
     model name litellm does not know (``strict_name``), or a missing key. Local servers
@@ -149,6 +173,7 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
             raise ModelError(f"unknown {local.name} model {model!r}; use {' or '.join(local.models)}")
         return
     litellm = litellm_module()
+    api_base = api_base or env_api_base(model)  # OPENAI_BASE_URL etc. count as --api-base
     try:
         provider = _provider(litellm, model, api_base)
     except Exception as exc:
@@ -163,7 +188,8 @@ def check_model(model: str, api_base: str | None = None, *, embedding: bool = Fa
         if info is None:
             raise ModelError(
                 f"unknown model {model!r}: not in litellm's model list (a typo? for an OpenAI-compatible "
-                "server add --api-base URL; for a model newer than litellm pass --skip-model-check)"
+                "server add --api-base URL or set OPENAI_BASE_URL; for a model newer than litellm pass "
+                "--skip-model-check)"
             )
         if embedding and info.get("mode") not in (None, "embedding"):
             raise ModelError(f"{model!r} is a {info.get('mode')} model, not an embedding model")
@@ -409,6 +435,8 @@ class LLMClient:
             if base:
                 kwargs.setdefault("api_base", base)
                 self._maybe_no_key(model, base, kwargs)
+            elif env_api_base(model):  # litellm reads the URL itself; a keyless server still needs a key
+                self._maybe_no_key(model, env_api_base(model) or "", kwargs)
         return kwargs
 
     def _maybe_no_key(self, model: str, base: str, kwargs: dict[str, Any]) -> None:
@@ -450,7 +478,7 @@ class LLMClient:
                 attempt.last_error = exc
                 kind = classify(exc)
                 if kind == "auth":
-                    self._fatal = ModelError(f"{model} was rejected by the provider: {redact(str(exc))[:300]}")
+                    self._fatal = ModelError(f"{model} was rejected by the provider: {one_line(redact(str(exc)), 300)}")
                     raise self._fatal from exc
                 if kind != "retry" or providers.in_process(model):
                     raise
