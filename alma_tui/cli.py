@@ -121,6 +121,15 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settings-json", default=None, help=argparse.SUPPRESS)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("alma-tui")
+    except metadata.PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown (not installed)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the 20-line usage block buried the message)."""
 
@@ -135,8 +144,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     full = command is None
     parser = _Parser(
         prog="alma-tui",
-        description="Run, watch and steer an ALMA search over agent memory designs written as code.",
+        description="Run, watch and steer an ALMA search over agent memory designs written as code. "
+        "With no command, `alma-tui` starts or resumes the search in ./designs_repo and opens the app.",
     )
+    parser.add_argument("--version", action="version", version=f"alma-tui {_version()}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser(
         "run",
@@ -183,7 +194,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     offline.install()  # the default offline/* models plug into the model client (alma_tui.llm.providers)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["run", *argv]  # `alma-tui --repo R` is `alma-tui run --repo R`
     parser = build_parser(argv[0])
     args = parser.parse_args(argv)
