@@ -353,3 +353,47 @@ def test_runs_started_at_once_on_a_new_repo_all_open_it(tmp_path: Path) -> None:
     assert all(rc == 0 for rc, _ in results), results
     assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/best"
     assert os.listdir(repo) == [".git"]
+
+
+def test_store_from_an_older_release_gains_new_columns_and_keeps_its_rows(
+    archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column added by a newer release must not make an existing archive unreadable:
+    opening the store (read-only commands included) adds it, and every row survives."""
+    import sqlite3
+
+    from alma_tui.store.db import db_path
+
+    before = designs_json(archive, capsys)
+    con = sqlite3.connect(db_path(archive))
+    con.execute("ALTER TABLE design DROP COLUMN score_se")  # what an older release wrote
+    con.execute("ALTER TABLE run DROP COLUMN status_detail")
+    con.commit()
+    con.close()
+
+    after = designs_json(archive, capsys)  # `designs --json` opens the store read-only
+    assert [d["id"] for d in after] == [d["id"] for d in before]
+    assert [d["score"] for d in after] == [d["score"] for d in before]
+    con = sqlite3.connect(db_path(archive))
+    assert "score_se" in {r[1] for r in con.execute("PRAGMA table_info(design)")}
+    assert "status_detail" in {r[1] for r in con.execute("PRAGMA table_info(run)")}
+    con.close()
+
+
+def test_older_store_on_a_read_only_copy_is_one_clear_line(
+    archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import alma_tui.store.db as db
+
+    con = sqlite3.connect(db.db_path(archive))
+    con.execute("ALTER TABLE design DROP COLUMN score_se")
+    con.commit()
+    con.close()
+    # a read-only mount, as seen by os.access (root ignores file modes, so chmod cannot show it)
+    monkeypatch.setattr(db.os, "access", lambda p, mode: not (mode & os.W_OK))
+    assert main(["designs", "--repo", str(archive)]) == 1
+    err = capsys.readouterr().err
+    assert "older alma-tui" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -87,6 +87,8 @@ class Store:
             raise StoreEmpty(f"the store {path} holds no alma-tui search (it has no tables)")
         if not readonly:
             self._create_tables(path)
+        else:
+            self._upgrade_for_reading(path)
         self._lock = threading.RLock()
         self._events: list[BufferedRow] = []
         self._events_flushed_at = time.monotonic()
@@ -119,6 +121,7 @@ class Store:
         for attempt in range(5):
             try:
                 SQLModel.metadata.create_all(self.engine)
+                self._upgrade_schema(self.engine, path)
                 return
             except Exception as exc:  # sqlite3.OperationalError: readonly, locked, corrupt, race
                 reason = str(getattr(exc, "orig", exc)).splitlines()[0]
@@ -126,6 +129,44 @@ class Store:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise store_error(path, exc) from exc
+
+    def _upgrade_schema(self, engine: Any, path: Path) -> None:
+        """Add the columns a newer alma-tui defines to a store an older one wrote."""
+        from alma_tui.store.schema import SchemaError, upgrade
+
+        try:
+            with engine.begin() as conn:
+                added = upgrade(conn)
+        except SchemaError as exc:
+            raise StoreError(f"cannot upgrade the store {path}: {exc}") from exc
+        if added:
+            log.info("store %s upgraded: added %s", path, ", ".join(added))
+
+    def _upgrade_for_reading(self, path: Path) -> None:
+        """A read-only open of an older store: upgrade it when the file is writable (adding
+        a column is atomic and never changes a row); otherwise say what to do."""
+        from alma_tui.store.schema import missing_columns
+
+        try:
+            with self.engine.connect() as conn:
+                missing = missing_columns(conn)
+        except Exception as exc:
+            self.engine.dispose()
+            raise store_error(path, exc) from exc
+        if not missing:
+            return
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            self.engine.dispose()
+            raise StoreError(
+                f"the store {path} was written by an older alma-tui and is read-only here; "
+                "copy the repo somewhere writable to upgrade it"
+            )
+        writer = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30})
+        sa_event.listen(writer, "connect", _sqlite_pragmas)
+        try:
+            self._upgrade_schema(writer, path)
+        finally:
+            writer.dispose()
 
     # -- sessions ---------------------------------------------------------------------------
     @contextmanager
