@@ -800,9 +800,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
     llm = LLMClient(api_base=cfg.api_base, role_params={"agent": agent_params, "design": agent_params})
+    from alma_tui.llm.providers import policy_params
+
+    offline_policy = policy_params(agent_model, domain)
     evaluator = Evaluator(
         domain,
-        lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s),
+        lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s, **offline_policy),
         limits=SandboxLimits(isolate=iso.strong),
     )
     settings = replace(cfg.eval, split=args.split)

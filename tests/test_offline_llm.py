@@ -33,3 +33,29 @@ def test_acting_step_still_gets_an_action() -> None:
         "offline/agent", [{"role": "system", "content": "Act."}, {"role": "user", "content": step}], seed=0
     )
     assert answer in ("look", "go to cabinet 1")
+
+
+def fixed_policy(messages: list[dict], seed: int) -> str:
+    """A domain's own offline policy, loaded by name (used below)."""
+    return f"policy-answer {seed}"
+
+
+def test_domain_offline_policy_reaches_the_offline_agent_through_litellm() -> None:
+    """A domain may bring its own offline acting policy; the call goes through the real
+    litellm path (metadata) and only in-process models receive it."""
+    from types import SimpleNamespace
+
+    from alma_tui.llm.client import LLMClient
+    from alma_tui.llm.providers import policy_params
+
+    domain = SimpleNamespace(offline_policy="tests.test_offline_llm:fixed_policy")
+    messages = [
+        {"role": "system", "content": "Act."},
+        {"role": "user", "content": "You see a door.\n\nAdmissible actions:\n- open door"},
+    ]
+    answer = LLMClient().complete(
+        messages, model="offline/agent", role="agent", seed=7, **policy_params("offline/agent", domain)
+    )
+    assert answer == "policy-answer 7"
+    assert policy_params("openai/gpt-4o-mini", domain) == {}
+    assert policy_params("offline/agent", SimpleNamespace()) == {}

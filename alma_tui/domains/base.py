@@ -49,6 +49,10 @@ class Env(Protocol):
 
 
 class Domain(Protocol):
+    """A domain. Optional attribute, read with ``getattr``: ``offline_policy``, a
+    ``"module:function"`` naming the offline acting policy ``(messages, seed) -> answer``
+    the offline ``offline/agent`` model uses on this domain (see ``alma_tui.offline``)."""
+
     name: str
     description: str  # one line for `alma-tui domains`
     instructions: str  # the acting agent's system prompt (memory is appended after it)

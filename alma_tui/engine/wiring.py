@@ -12,6 +12,7 @@ from alma_tui.engine.config import SearchConfig
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.evaluator import EpisodeRecord, Hooks
 from alma_tui.llm.client import Budget, LLMClient, RoleParams
+from alma_tui.llm.providers import policy_params
 from alma_tui.sanitize import sanitize
 
 Messages = list[dict[str, Any]]
@@ -63,12 +64,14 @@ class ModelCalls:
 
     def agent_complete(self, messages: Messages, seed: int, design_id: str | None = None) -> str:
         # designs are processed one at a time, so the one in progress owns the agent's calls
+        model = self.ctx.config.agent_model
         return self.llm.complete(
             messages,
-            model=self.ctx.config.agent_model,
+            model=model,
             role="agent",
             design_id=design_id or self.ctx.progress.design_id,
             seed=seed,
+            **policy_params(model, self.ctx.domain),
         )
 
     def meta_complete(self, design_id: str) -> Callable[[Messages], str]:

@@ -58,3 +58,17 @@ def lookup(model: str) -> LocalProvider | None:
 
 def in_process(model: str) -> bool:
     return lookup(model) is not None
+
+
+# litellm hands call metadata to in-process providers unchanged: the offline acting agent reads
+# the domain's own offline policy ("module:function") from here; real models never see it.
+POLICY_KEY = "alma_offline_policy"
+
+
+def policy_params(model: str, domain: object) -> dict[str, Any]:
+    """Extra call arguments telling an in-process (offline) acting model which policy the domain
+    asks for (``Domain.offline_policy``); empty for real models and for domains without one."""
+    spec = getattr(domain, "offline_policy", None)
+    if spec and in_process(model):
+        return {"metadata": {POLICY_KEY: str(spec)}}
+    return {}

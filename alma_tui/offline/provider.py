@@ -12,11 +12,14 @@ provider in :mod:`alma_tui.llm.providers`, and the client hands it to litellm.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from alma_tui.llm.providers import LocalProvider, register
+from alma_tui.llm.providers import POLICY_KEY, LocalProvider, register
 
 OFFLINE_MODELS = ("offline/agent", "offline/meta")
 
@@ -26,15 +29,35 @@ def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def offline_answer(model: str, messages: list[dict[str, Any]], seed: int) -> str:
+Policy = Callable[[list[dict[str, Any]], int], str]
+
+
+@functools.lru_cache(maxsize=32)
+def load_policy(spec: str | None) -> Policy:
+    """The acting policy a domain asks for (``Domain.offline_policy`` = "module:function", a
+    function ``(messages, seed) -> answer``); the household policy when it names none.
+    Imported lazily, like the meta agent below, so install() stays light."""
+    if not spec:
+        from alma_tui.offline.policy import choose_action
+
+        return choose_action
+    module, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"offline policy {spec!r} cannot be loaded: {exc}") from exc
+    if not callable(fn):
+        raise ValueError(f"offline policy {spec!r} is not a function")
+    return cast(Policy, fn)
+
+
+def offline_answer(model: str, messages: list[dict[str, Any]], seed: int, policy: str | None = None) -> str:
     name = model.split("/", 1)[-1]
     if name == "agent":
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         if "Admissible actions:" not in last:
             return extractive_note(messages)  # a design's own llm() call, not an acting step
-        from alma_tui.offline.policy import choose_action  # lazy, like the meta agent below: install() stays light
-
-        return choose_action(messages, seed)
+        return load_policy(policy)(messages, seed)
     if name == "meta":
         from alma_tui.offline.meta import respond
 
@@ -78,7 +101,9 @@ def make_handler() -> Any:
         def _answer(self, model: str, messages: list[dict], kwargs: dict) -> str:
             params = kwargs.get("optional_params") or {}
             seed = int(params.get("seed", kwargs.get("seed", 0)) or 0)
-            return offline_answer(model if "/" in model else f"offline/{model}", messages, seed)
+            metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+            policy = metadata.get(POLICY_KEY) if isinstance(metadata, dict) else None
+            return offline_answer(model if "/" in model else f"offline/{model}", messages, seed, policy)
 
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
             text = self._answer(model, messages, kwargs)
