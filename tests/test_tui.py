@@ -241,7 +241,7 @@ async def test_best_and_tabs(repo: Path) -> None:
 
         tabs = main.query_one(TabbedContent)
         assert tabs.active == "diff"
-        for key, tab in (("2", "code"), ("3", "analysis"), ("4", "evaluation"), ("5", "memory")):
+        for key, tab in (("2", "code"), ("3", "analysis"), ("4", "evaluation"), ("5", "memory"), ("6", "scores")):
             await pilot.press(key)
             assert tabs.active == tab
         await pilot.press("right_square_bracket")
@@ -762,3 +762,268 @@ async def test_an_80x24_terminal_keeps_the_detail_readable_and_every_score_visib
             score = f"{row.score:.3f}"
             assert score in label, (did, label)
             assert depth_indent + label.index(score) + len(score) <= tree.size.width, (did, label)
+
+
+# -- lazy tabs, the score view, worker failures, keys that cannot act ---------------------------
+
+
+async def test_tabs_are_rendered_when_first_shown_not_on_every_selection(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot, "d006")
+        views = main.detail.views
+        assert views is not None and set(views.rendered) == {"diff"}  # only the tab on screen
+        main.go_to_design("d004")
+        await wait_until(pilot, lambda: main.detail_for == "d004")
+        assert set(main.detail.views.rendered) == {"diff"}
+        await pilot.press("2")
+        await pilot.pause(0.05)
+        assert set(main.detail.views.rendered) == {"diff", "code"}
+        code = main.detail.views.rendered["code"]
+        text = code.renderables[-1]  # the design's code, highlighted (spans with colour)
+        assert "class " in text.plain and any(span.style for span in text.spans)
+        assert not main.detail.query("ScoreView")  # the plot widget: only once its tab is shown
+
+
+async def test_score_view_plots_each_score_and_the_best_so_far(repo: Path) -> None:
+    from alma_tui.tui.widgets.scores import ScoreView
+
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        await pilot.press("6")
+        await wait_until(pilot, lambda: bool(main.detail.query(ScoreView)) and not main.detail.scores_stale)
+        view = main.detail.query_one(ScoreView)
+        summary = str(view.query_one("#scores-summary").render())
+        accepted = [d for d in app.designs if d.status == "accepted" and d.score is not None]
+        best = max(d.score for d in accepted)
+        assert f"{len(accepted)} designs" in summary and f"best {best:.3f}" in summary
+        plot = view.query_one("#score-plot")
+        assert len(plot._datasets) == 2  # the designs' scores and the best-so-far line
+        assert sorted(plot._datasets[0].y.tolist()) == sorted(d.score for d in accepted)
+        assert plot._datasets[1].y.tolist()[-1] == best
+
+
+def test_score_series_best_so_far_never_falls() -> None:
+    from alma_tui.tui.rows import DesignRow
+    from alma_tui.tui.widgets.scores import score_series
+
+    def row(i: int, it: int, score: float | None, status: str = "accepted", cost: float = 0.0) -> DesignRow:
+        return DesignRow(
+            f"d{i:03}", None, i, it, "meta", "t", status, score, None, 0, False, False, None, 0, None, 10, cost
+        )
+
+    s = score_series([row(1, 0, 0.3), row(2, 1, 0.6), row(3, 2, 0.4), row(4, 2, None, "rejected"), row(5, 3, 0.5)])
+    assert s.best_y == [0.3, 0.6, 0.6, 0.6] and s.best_x == [0, 1, 2, 3]
+    assert s.scores == [0.3, 0.6, 0.4, 0.5] and s.rejected == 1
+    assert s.spend_unit == "tokens" and s.spend_y == [10, 20, 30, 40, 50]  # nothing priced: tokens
+    priced = score_series([row(1, 0, 0.3, cost=0.5), row(2, 1, 0.4, cost=0.25)])
+    assert priced.spend_unit == "USD" and priced.spend_y == [0.5, 0.75]
+
+
+async def test_a_failing_worker_is_a_toast_not_a_dead_ui(repo: Path, monkeypatch) -> None:
+    """Textual's default exit_on_error would end the app on any exception in a worker."""
+    from alma_tui.tui.widgets import detail as detail_module
+
+    def broken(*_a, **_kw):
+        raise KeyError("analysis")
+
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot, "d008")
+        monkeypatch.setattr(detail_module, "build_views", broken)
+        main.go_to_design("d006")
+        header = main.detail.query_one("#detail-header")
+        await wait_until(pilot, lambda: "cannot show d006" in str(header.render()))
+        assert app.is_running and app.return_code is None
+
+        @app.call_later
+        def _start() -> None:
+            app.run_worker(lambda: 1 / 0, thread=True, name="probe", exit_on_error=False)
+
+        await wait_until(pilot, lambda: any("probe: ZeroDivisionError" in e for e in app.worker_errors))
+        assert any("probe failed" in n.message for n in app._notifications)
+        await pilot.press("b")  # still answers keys
+        await wait_until(pilot, lambda: main.detail_for is not None)
+        assert app.is_running
+
+
+async def test_the_store_poller_is_restarted_after_it_fails(repo: Path, monkeypatch) -> None:
+
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        real = app._check_engine
+        fail = {"left": 1}
+
+        def check_once_broken() -> None:
+            if fail["left"]:
+                fail["left"] -= 1
+                raise RuntimeError("poller bug")  # outside the loop's own try: the worker dies
+            real()
+
+        monkeypatch.setattr(app, "_check_engine", check_once_broken)
+        await wait_until(pilot, lambda: any("store-poller" in e for e in app.worker_errors))
+        polls = app.polls
+        _insert_design(repo, "d020", "d002", 20, score=0.9)
+        await wait_until(pilot, lambda: "d020" in app.main_screen.archive_tree.rows, steps=400)
+        assert app.polls > polls and app.is_running
+
+
+async def test_keys_that_cannot_act_say_why(repo: Path) -> None:
+    s = Store(repo, create=False)
+    s.update_run(1, status="done")
+    s.close()
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        for key in ("space", "h", "s"):
+            before = len(app._notifications)
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            notes = [n.message for n in list(app._notifications)[before:]]
+            assert notes and "The search is done" in notes[-1] and "c to continue" in notes[-1], (key, notes)
+        footer_keys = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert "continue_search" in footer_keys
+
+
+async def test_continue_a_finished_search_from_the_app(repo: Path) -> None:
+    s = Store(repo, create=False)
+    s.update_run(1, status="done", iterations_done=10, iterations_target=10)
+    s.close()
+    started: list[list[str]] = []
+
+    class FakeEngine(ScriptEngine):
+        def __init__(self, repo: Path, argv: list[str]) -> None:
+            super().__init__(repo, "import time; time.sleep(30)")
+            started.append(argv)
+
+    app = make_app(repo)
+    app.engine_factory = FakeEngine
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ContinueScreen")
+        dialog = app.screen
+        dialog.query_one("#continue-more").value = "abc"
+        await pilot.press("enter")
+        assert "not a whole number" in str(dialog.query_one("#continue-error").render())
+        dialog.query_one("#continue-more").value = "4"
+        dialog.query_one("#continue-budget").value = "2.5"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert started == [["run", "--headless", "--repo", str(app.repo), "--iterations", "14", "--budget-usd", "2.5"]]
+        assert app.engine is not None and app.engine.running()
+        app.engine.stop(timeout=2)
+
+
+def test_continue_choice_rules() -> None:
+    from alma_tui.tui.rows import RunInfo
+    from alma_tui.tui.screens.modals import continue_choice
+
+    def run(done: int, target: int, budget: float | None = None) -> RunInfo:
+        return RunInfo(1, "done", "", "household", "m", "a", "open-ended", target, done, 0.3, None, None, None, budget)
+
+    assert continue_choice(run(10, 10), "done", "5", "") == (15, None)
+    assert continue_choice(run(3, 10), "stopped", "0", "") == (10, None)  # resume to the old target
+    assert "at least 1 more" in continue_choice(run(10, 10), "done", "0", "")
+    assert "larger budget" in continue_choice(run(4, 10, 1.0), "budget", "0", "")
+    assert "more than the current $1" in continue_choice(run(4, 10, 1.0), "budget", "0", "0.5")
+    assert continue_choice(run(4, 10, 1.0), "budget", "0", "$3") == (10, 3.0)
+    assert "0 to 100000" in continue_choice(run(4, 10), "done", "-2", "")
+
+
+def test_keymap_with_an_unknown_id_is_one_line(monkeypatch) -> None:
+    from alma_tui.tui.bindings import KeymapError, check_keymap, env_keymap
+
+    monkeypatch.setenv("ALMA_TUI_KEYMAP", "alma.pin=P,alma.pinn=X")
+    with pytest.raises(KeymapError, match=r"ALMA_TUI_KEYMAP: unknown key binding id 'alma.pinn'"):
+        env_keymap()
+    monkeypatch.setenv("ALMA_TUI_KEYMAP", "alma.pin")
+    with pytest.raises(KeymapError, match="is not id=keys"):
+        env_keymap()
+    with pytest.raises(KeymapError, match="is not a key"):
+        check_keymap({"alma.hint": "ctrl p"}, "config.toml [keymap]")
+    assert check_keymap({"alma.pin": "P", "alma.quit": "ctrl+q,f10"}, "x") == {
+        "alma.pin": "P",
+        "alma.quit": "ctrl+q,f10",
+    }
+
+
+async def test_app_remaps_keys_and_warns_about_a_bad_keymap(repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ALMA_TUI_KEYMAP", "alma.veto=V")
+    app = make_app(repo, keymap={"alma.pin": "P"})
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, "d004")
+        await pilot.press("P")
+        await app.wait_commands()
+        assert store_design(repo, "d004").pinned is True
+    monkeypatch.setenv("ALMA_TUI_KEYMAP", "alma.typo=V")
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert any("unknown key binding id 'alma.typo'" in n.message for n in app._notifications)
+
+
+async def test_escape_in_the_filter_clears_it(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        main = await ready(pilot)
+        total = main.log_panel.log_widget.line_count
+        await pilot.press("slash", *"accepted")
+        await wait_until(pilot, lambda: main.log_panel.log_widget.line_count < total)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: main.log_panel.filter_text == "")
+        assert main.query_one("#log-filter").value == "" and main.log_panel.log_widget.line_count == total
+        assert main.archive_tree.has_focus
+
+
+async def test_footer_says_resume_while_paused(repo: Path) -> None:
+    s = Store(repo, create=False)
+    s.update_run(1, status="paused")
+    s.close()
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        shown = {b.binding.description for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
+        assert "Resume" in shown and "Pause" not in shown
+        await pilot.press("space")
+        await app.wait_commands()
+        assert commands(repo)[-1].kind == "resume"
+
+
+async def test_after_a_stop_no_child_counts_as_in_flight(repo: Path) -> None:
+    s = Store(repo, create=False)
+    s.update_run(1, status="stopped")
+    s.close()
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert any(d.status in ("proposed", "evaluating") for d in app.designs)
+        header = app.screen.query_one("#hdr-left")
+        assert "◔" not in str(header.render())
+
+
+async def test_header_compacts_at_100_columns_and_shows_spend_against_budget(repo: Path) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(repo / ".alma" / "alma.db")
+    con.execute("""UPDATE run SET settings_json = '{"budget_usd": 2.0}'""")
+    con.commit()
+    con.close()
+    app = make_app(repo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.pause(0.1)
+        top = str(app.screen.query_one("#hdr-top").render())
+        assert app.screen.query_one("#header").has_class("compact")
+        assert "RUNNING" in top and "iter" in top and "best" in top and "/ $2" in top, top
+        assert not app.screen.query_one("#hdr-spark").display
+        footer = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert {"Pin", "Veto", "Hint", "Stop", "Quit"} <= footer
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.pause(0.1)
+        assert not app.screen.query_one("#header").has_class("compact")
+        assert "/ $2" in str(app.screen.query_one("#hdr-right").render())

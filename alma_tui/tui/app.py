@@ -25,13 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.signal import Signal
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from alma_tui.runstate import engine_running, lock_pid
-from alma_tui.tui.bindings import APP_KEYS, env_keymap, to_bindings
+from alma_tui.tui.bindings import APP_KEYS, KeymapError, check_keymap, env_keymap, to_bindings
 from alma_tui.tui.commands import AlmaCommands
 from alma_tui.tui.engine_proc import EngineProcess
 from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, StoreMissing
@@ -71,15 +71,22 @@ class AlmaApp(App[int]):
         clock: Callable[[], datetime] | None = None,
         poll_interval: float = 0.25,
         keymap: dict[str, str] | None = None,
+        theme: str | None = None,
         deterministic: bool = False,
         attached_pid: int | None = None,
     ) -> None:
         _freeze_startup_objects()
         super().__init__()
+        # one-line problems with the user's keymap or theme, shown as a toast once mounted
+        self.setup_warnings: list[str] = []
         # Set the theme before the stylesheet is first parsed: set in on_mount it re-parses
         # every CSS source and restyles every widget before the first frame (~100 ms).
-        if "monokai" in self.available_themes:
-            self.theme = "monokai"
+        if theme and theme not in self.available_themes:
+            self.setup_warnings.append(f"unknown theme {theme!r}; using monokai")
+            theme = None
+        theme = theme or "monokai"
+        if theme in self.available_themes:
+            self.theme = theme
         self.repo = Path(repo).resolve()
         self.engine = engine
         # set when we were asked to start an engine but found one running (0: pid unknown)
@@ -87,7 +94,14 @@ class AlmaApp(App[int]):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.poll_interval = poll_interval
         self.deterministic = deterministic
-        self._keymap = {**env_keymap(), **(keymap or {})}
+        self._keymap: dict[str, str] = {}
+        try:  # the settings file's [keymap] (checked by the CLI, again here), then the environment
+            self._keymap.update(check_keymap(keymap or {}, "keymap"))
+            self._keymap.update(env_keymap())
+        except KeymapError as exc:
+            self.setup_warnings.append(str(exc))
+        # how "continue" starts an engine (tests swap in a stand-in)
+        self.engine_factory: Callable[[Path, list[str]], EngineProcess] = EngineProcess
         self.store_updated: Signal[Update] = Signal(self, "store-updated")
         self.store: Store | None = None
         self.run_info: RunInfo | None = None
@@ -103,6 +117,7 @@ class AlmaApp(App[int]):
         self.reader: Reader | None = None  # the poller's connection; None until the store exists
         self.started_at = time.perf_counter()
         self.first_frame_s: float | None = None
+        self.worker_errors: list[str] = []  # one line per failed worker (shown as a toast too)
 
     # -- lifecycle --------------------------------------------------------------------------
     def get_default_screen(self):
@@ -119,6 +134,8 @@ class AlmaApp(App[int]):
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
+        for warning in self.setup_warnings:
+            self.notify(warning, severity="warning", title="settings", timeout=10)
         if self.attached_pid is not None:
             pid = self.attached_pid or "unknown"
             self.notify(f"attached to the search already running in {self.repo} (pid {pid})")
@@ -132,7 +149,7 @@ class AlmaApp(App[int]):
     def poll_now(self) -> None:
         self._wake.set()
 
-    @work(thread=True, exclusive=True, group="poll", name="store-poller")
+    @work(thread=True, exclusive=True, group="poll", name="store-poller", exit_on_error=False)
     def poll_store(self) -> None:
         worker = get_current_worker()
         from alma_tui.tui.data import Poller, Reader, ReaderError
@@ -190,7 +207,7 @@ class AlmaApp(App[int]):
             self._store_opener_started = True
             self._open_store_worker()
 
-    @work(thread=True, group="store", name="store-opener")
+    @work(thread=True, group="store", name="store-opener", exit_on_error=False)
     def _open_store_worker(self) -> None:
         self._open_store()
 
@@ -214,8 +231,8 @@ class AlmaApp(App[int]):
         self.store_updated.publish(up)
 
     # -- reads in workers -------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="detail")
-    def load_detail(self, design_id: str) -> None:
+    @work(thread=True, exclusive=True, group="detail", name="detail-loader", exit_on_error=False)
+    def load_detail(self, design_id: str, tabs: tuple[str, ...] = ()) -> None:
         import sqlite3
 
         from alma_tui.tui.data import Reader, ReaderError, read_detail
@@ -224,18 +241,23 @@ class AlmaApp(App[int]):
         try:
             with Reader(self.repo) as db:
                 detail = read_detail(db, design_id)
+            from alma_tui.tui.widgets.detail import build_views
+
+            if worker.is_cancelled:
+                return
+            views = build_views(detail, tabs) if detail is not None else None
         except (ReaderError, sqlite3.Error) as exc:
             self.log.error(f"detail of {design_id} failed: {exc!r}")
+            self.tell(DetailLoaded(design_id, None, f"cannot read the store: {exc}"))
             return
-        from alma_tui.tui.widgets.detail import build_views
-
-        if worker.is_cancelled:
+        except Exception as exc:  # a row this version cannot render: say so, keep the UI
+            self.log.error(f"detail of {design_id} failed: {exc!r}")
+            self.tell(DetailLoaded(design_id, None, f"cannot show {design_id}: {type(exc).__name__}: {exc}"))
             return
-        views = build_views(detail) if detail is not None else None
         if not worker.is_cancelled:
             self.tell(DetailLoaded(design_id, views))
 
-    @work(thread=True, exclusive=True, group="history")
+    @work(thread=True, exclusive=True, group="history", name="history-loader", exit_on_error=False)
     def load_design_history(self, design_id: str, callback: Callable[[str, list], None]) -> None:
         import sqlite3
 
@@ -251,8 +273,33 @@ class AlmaApp(App[int]):
         if not worker.is_cancelled:
             self.call_from_thread(callback, design_id, events)
 
+    # -- worker failures --------------------------------------------------------------------
+    @on(Worker.StateChanged)
+    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for every worker that failed: a toast and the log, never a dead UI.
+
+        Workers run with ``exit_on_error=False`` (Textual's default would exit the app on
+        the first exception in any of them). The store poller is restarted, since
+        without it nothing on screen would move again.
+        """
+        if event.state != WorkerState.ERROR:
+            return
+        worker = event.worker
+        err = worker.error
+        what = worker.name or worker.group
+        line = f"{type(err).__name__}: {err}" if err is not None else "unknown error"
+        self.log.error(f"worker {what} failed: {err!r}")
+        self.worker_errors.append(f"{what}: {line}")
+        self.notify(f"{what} failed: {line}", severity="error", title="internal error", timeout=10)
+        if worker.group == "poll" and not self._exiting:
+            self.set_timer(1.0, self.poll_store)
+
+    @property
+    def _exiting(self) -> bool:
+        return bool(getattr(self, "_exit", False)) or self.return_code is not None
+
     # -- writes -----------------------------------------------------------------------------
-    @work(thread=True, group="commands")
+    @work(thread=True, group="commands", name="steering", exit_on_error=False)
     def send_command(self, kind: str, design_id: str | None = None, text: str = "") -> None:
         store = self._open_store() if self.reader is not None else None
         if store is None:
@@ -265,6 +312,29 @@ class AlmaApp(App[int]):
             self.tell(CommandDone(kind, design_id, False, str(exc)))
             return
         self.tell(CommandDone(kind, design_id, True))
+        self.poll_now()
+
+    # -- continue a finished search ---------------------------------------------------------
+    def continue_search(self, iterations: int, budget_usd: float | None) -> None:
+        """Start an engine that resumes this search up to ``iterations`` in total (and, with
+        ``budget_usd``, a raised budget): `alma-tui run --headless` with those two flags, all
+        else from the settings stored in the repo. Quitting stops it as any engine the app started."""
+        argv = continue_argv(self.repo, iterations, budget_usd)
+        engine = self.engine_factory(self.repo, argv)
+        try:
+            engine.start()
+        except OSError as exc:
+            self.notify(f"cannot start the engine: {exc}", severity="error")
+            return
+        self.engine = engine
+        self.engine_exit = None
+        self.engine_tail = ""
+        self.attached_pid = None
+        more = f"up to {iterations} iterations" + (f", budget ${budget_usd:g}" if budget_usd else "")
+        self.notify(f"continuing the search: {more}", title="engine", timeout=5)
+        screen = getattr(self, "main_screen", None)
+        if screen is not None:
+            screen.engine_started()
         self.poll_now()
 
     async def wait_commands(self) -> None:
@@ -296,6 +366,14 @@ class AlmaApp(App[int]):
         if self.engine is not None:
             self._detached = True
         self.exit(0)
+
+
+def continue_argv(repo: Path, iterations: int, budget_usd: float | None) -> list[str]:
+    """The engine's arguments for "continue": a headless resume with a new total (and budget)."""
+    argv = ["run", "--headless", "--repo", str(repo), "--iterations", str(iterations)]
+    if budget_usd is not None:
+        argv += ["--budget-usd", repr(float(budget_usd))]
+    return argv
 
 
 def build_app(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = False, **app_kw: Any) -> AlmaApp:

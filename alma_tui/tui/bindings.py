@@ -1,12 +1,15 @@
 """Key bindings as data: one table, remappable by binding id (``App.set_keymap``).
 
-A user keymap is a ``{binding_id: "keys"}`` dict, e.g. ``{"alma.pin": "P"}``;
-``ALMA_TUI_KEYMAP="alma.pin=P,alma.hint=H"`` in the environment does the same.
+A user keymap is a ``{binding_id: "keys"}`` dict, e.g. ``{"alma.pin": "P"}``, from the
+``[keymap]`` table of the settings file (``alma_tui/tui/user_config.py``) or
+``ALMA_TUI_KEYMAP="alma.pin=P,alma.hint=H"`` in the environment (which wins). Every id is
+checked against the table below: a typo is one line naming it, never silently ignored.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
@@ -32,16 +35,18 @@ MAIN_KEYS: tuple[Key, ...] = (
         tooltip="Pin/unpin the selected design: always a parent",
     ),
     Key("alma.veto", "v", "toggle_veto", "Veto", tooltip="Veto/unveto: never chosen as a parent"),
-    Key(
-        "alma.pause",
-        "space",
-        "toggle_pause",
-        "Pause",
-        priority=True,
-        tooltip="Pause/resume at the next selection",
-    ),
+    # one key, two bindings: the footer says "Pause" while running and "Resume" while paused
+    Key("alma.pause", "space", "pause", "Pause", priority=True, tooltip="Pause at the next selection"),
+    Key("alma.resume", "space", "resume", "Resume", priority=True, tooltip="Resume the paused search"),
     Key("alma.hint", "h", "hint", "Hint", tooltip="Add a hint for the next analysis"),
     Key("alma.stop", "s", "stop", "Stop", tooltip="Stop after the current evaluation"),
+    Key(
+        "alma.continue",
+        "c",
+        "continue_search",
+        "Continue",
+        tooltip="Continue a finished or stopped search: more iterations or a larger budget",
+    ),
     Key("alma.git", "g", "git", "Git", tooltip="git log / show of the selected design"),
     Key("alma.best", "b", "best", "Best", tooltip="Jump to the best design"),
     Key("alma.follow", "n", "follow", "Newest", tooltip="Follow the newest design"),
@@ -54,6 +59,7 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("alma.tab3", "3", "tab('analysis')", "Analysis", show=False),
     Key("alma.tab4", "4", "tab('evaluation')", "Evaluation", show=False),
     Key("alma.tab5", "5", "tab('memory')", "Memory", show=False),
+    Key("alma.tab6", "6", "tab('scores')", "Scores", show=False),
 )
 
 APP_KEYS: tuple[Key, ...] = (
@@ -76,11 +82,37 @@ def to_bindings(keys: tuple[Key, ...]) -> list[BindingType]:
     ]
 
 
+KEY_IDS: frozenset[str] = frozenset(k.id for k in (*MAIN_KEYS, *APP_KEYS))
+_KEY_NAME = re.compile(r"^[A-Za-z0-9_+\-]+$")
+
+
+class KeymapError(ValueError):
+    """A keymap that names a binding we do not have, or a key that cannot be one."""
+
+
+def check_keymap(keymap: dict[str, str], source: str) -> dict[str, str]:
+    """The keymap, or KeymapError naming ``source`` and the first bad entry (one line)."""
+    for bid, keys in keymap.items():
+        if bid not in KEY_IDS:
+            known = ", ".join(sorted(KEY_IDS))
+            raise KeymapError(f"{source}: unknown key binding id {bid!r} (known: {known})")
+        names = [k.strip() for k in str(keys).split(",")]
+        if not isinstance(keys, str) or not all(names) or not all(_KEY_NAME.match(k) for k in names):
+            raise KeymapError(
+                f"{source}: {bid} = {keys!r} is not a key (use Textual key names: 'P', 'ctrl+p', 'f5', 'space')"
+            )
+    return dict(keymap)
+
+
 def env_keymap() -> dict[str, str]:
+    """``ALMA_TUI_KEYMAP`` (``id=keys,id=keys``), checked: KeymapError names the bad item."""
     raw = os.environ.get("ALMA_TUI_KEYMAP", "")
     out: dict[str, str] = {}
     for item in raw.split(","):
-        if "=" in item:
-            k, v = item.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise KeymapError(f"ALMA_TUI_KEYMAP: {item.strip()!r} is not id=keys (e.g. alma.pin=P)")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return check_keymap(out, "ALMA_TUI_KEYMAP")

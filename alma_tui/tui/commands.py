@@ -54,6 +54,14 @@ class AlmaCommands(Provider):
                 out.append(("Pause the search", main.action_toggle_pause, "pause at the next selection"))
             out.append(("Add a hint for the meta agent", main.action_hint, "goes into the next analysis"))
             out.append(("Stop after the current evaluation", main.action_stop, "the run stays resumable"))
+        if main.why_not("continue_search") is None:
+            out.append(
+                (
+                    "Continue the search: more iterations or a larger budget",
+                    main.action_continue_search,
+                    f"it is {main.status()}; an engine resumes it",
+                )
+            )
         out.append(("Jump to the best design", main.action_best, ""))
         out.append(("Follow the newest design", main.action_follow, ""))
         scope = main.log_panel.scope
@@ -64,7 +72,7 @@ class AlmaCommands(Provider):
                 "",
             )
         )
-        for tab in ("diff", "code", "analysis", "evaluation", "memory"):
+        for tab in ("diff", "code", "analysis", "evaluation", "memory", "scores"):
             out.append((f"Show the {tab} tab", partial(main.action_tab, tab), ""))
         if app.engine is not None:
             out.append(

@@ -114,8 +114,23 @@ _DESIGN_COLS = (
 _EVENT_COLS = "id, ts, design_id, kind, message, data_json"
 _RUN_COLS = (
     "id, status, status_detail, domain, meta_model, agent_model, selection, "
-    "iterations_target, iterations_done, no_memory_score, heartbeat_at, pid"
+    "iterations_target, iterations_done, no_memory_score, heartbeat_at, pid, settings_json"
 )
+
+
+def _budget(settings_json: str | None) -> tuple[float | None, int | None]:
+    """The run's budget from its stored settings (a resume with --budget-usd rewrites them)."""
+    try:
+        data = json.loads(settings_json or "{}")
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    usd, tokens = data.get("budget_usd"), data.get("budget_tokens")
+    return (
+        float(usd) if isinstance(usd, int | float) and usd > 0 else None,
+        int(tokens) if isinstance(tokens, int) and tokens > 0 else None,
+    )
 
 
 def read_run(db: Reader) -> RunInfo | None:
@@ -127,8 +142,11 @@ def read_run(db: Reader) -> RunInfo | None:
     if sbx is not None:
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             strong = bool(json.loads(sbx[0] or "{}").get("strong"))
+    budget_usd, budget_tokens = _budget(r[12])
     return RunInfo(
         sandbox_strong=strong,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
         id=r[0] or 0,
         status=r[1],
         status_detail=r[2] or "",

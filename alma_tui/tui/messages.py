@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class DetailLoaded(Message):
     design_id: str
     views: DetailViews | None
+    error: str = ""  # why it could not be loaded (views is None then)
 
 
 @dataclass

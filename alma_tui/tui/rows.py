@@ -28,6 +28,8 @@ class RunInfo:
     heartbeat_at: datetime | None
     pid: int | None
     sandbox_strong: bool | None = None  # from the engine's last run.sandbox event; None before it
+    budget_usd: float | None = None  # from the run's stored settings (--budget-usd); None: no budget
+    budget_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

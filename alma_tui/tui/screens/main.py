@@ -7,7 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -18,7 +18,7 @@ from alma_tui.tui.bindings import MAIN_KEYS, to_bindings
 from alma_tui.tui.format import C_BAD, C_DIM, best_design, best_history
 from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, StoreMissing
 from alma_tui.tui.rows import DesignRow, heartbeat_age
-from alma_tui.tui.screens.modals import ConfirmScreen, GitScreen, HintScreen
+from alma_tui.tui.screens.modals import ConfirmScreen, ContinueScreen, GitScreen, HintScreen
 from alma_tui.tui.widgets.archive_tree import ArchiveTree
 from alma_tui.tui.widgets.detail import DetailPane
 from alma_tui.tui.widgets.event_log import EventLogPanel
@@ -29,9 +29,13 @@ if TYPE_CHECKING:
     from alma_tui.tui.rows import Update
 
 DETAIL_DEBOUNCE_S = 0.06
-TABS = ("diff", "code", "analysis", "evaluation", "memory")
+TABS = ("diff", "code", "analysis", "evaluation", "memory", "scores")
 DESIGN_ACTIONS = {"toggle_pin", "toggle_veto", "git"}
-RUN_ACTIONS = {"toggle_pause", "stop", "hint"}
+RUN_ACTIONS = {"pause", "resume", "stop", "hint"}
+LIVE = ("running", "paused", "stopping")
+OVER = ("done", "stopped", "budget", "interrupted", "error")
+NARROW_COLUMNS = 100  # at or below: compact header, archive and detail share the width
+SHORT_ROWS = 30  # at or below: a shorter log, so the archive keeps its rows
 
 NOTES = {
     "pin": "pinned: always among the parents from the next selection",
@@ -66,6 +70,14 @@ class MainScreen(Screen):
             yield DetailPane(id="detail")
         yield EventLogPanel(id="log-panel")
         yield Footer(id="footer")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Layout by classes (app.tcss): ``narrow`` at <= 100 columns, ``short`` at <= 30 rows."""
+        narrow = event.size.width <= NARROW_COLUMNS
+        self.set_class(narrow, "narrow")
+        self.set_class(event.size.height <= SHORT_ROWS, "short")
+        self.query_one(RunHeader).set_compact(narrow)
+        self.query_one(Footer).compact = narrow
 
     def on_mount(self) -> None:
         self.app.store_updated.subscribe(self, self.on_store_update)
@@ -111,7 +123,8 @@ class MainScreen(Screen):
                     prev_sel.commit,
                 )
                 if changed:
-                    self.app.load_detail(cur.id)
+                    self.app.load_detail(cur.id, (self.detail.active,))
+            self.detail.designs_changed()
         if up.events:
             self.log_panel.add_events(up.events)
         run = self.app.run_info
@@ -174,13 +187,13 @@ class MainScreen(Screen):
         self._detail_timer = None
         if design_id != self.archive_tree.selected_id:
             return
-        self.app.load_detail(design_id)
+        self.app.load_detail(design_id, (self.detail.active,))
         self.log_panel.set_design(design_id)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.design_id != self.archive_tree.selected_id:
             return
-        self.detail.show(message.views, message.design_id)
+        self.detail.show(message.views, message.design_id, message.error)
         self.detail_for = message.design_id
         if self.app.store is None:
             self.app.open_store()  # warm up the write side now that the screen is complete
@@ -190,8 +203,16 @@ class MainScreen(Screen):
         self.app.load_design_history(message.design_id, self.log_panel.set_design_history)
 
     # -- engine / store conditions ----------------------------------------------------------
+    def engine_started(self) -> None:
+        """A new engine (continue): clear the last one's failure banner."""
+        banner = self.query_one("#banner", Static)
+        banner.update("")
+        banner.remove_class("shown")
+        self.refresh_bindings()
+
     def on_engine_exited(self, message: EngineExited) -> None:
         banner = self.query_one("#banner", Static)
+        self.refresh_bindings()
         if message.returncode == 0:
             self.notify("The engine finished.", title="engine", timeout=6)
             return
@@ -222,14 +243,66 @@ class MainScreen(Screen):
         self._refresh_header()
 
     # -- actions ----------------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def status(self) -> str:
+        """The run's status as the header shows it (a dead engine's run is ``interrupted``)."""
+        app = self.app
+        run = app.run_info
+        if run is None:
+            return "waiting"
+        return effective_status(run, heartbeat_age(run, app.now()), app.engine_exit, app.repo, app.now())
+
+    def _paused(self) -> bool:
+        run = self.app.run_info
+        if self._pause_requested is not None:
+            return self._pause_requested
+        return run is not None and run.status == "paused"
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` cannot act now (one line for a toast), or None when it can."""
+        status = self.status()
         if action in DESIGN_ACTIONS and self.selected_row() is None:
-            return None  # shown disabled
+            return "Select a design first."
         if action in RUN_ACTIONS:
-            run = self.app.run_info
-            if run is None or run.status not in ("running", "paused", "stopping"):
-                return None
+            if status == "waiting":
+                return "No search yet: the engine has not created the store."
+            if status not in LIVE:
+                return f"The search is {status}: nothing to steer. Press c to continue it."
+            if action == "pause" and self._paused():
+                return "Already paused: space resumes."
+            if action == "resume" and not self._paused():
+                return "Not paused."
+            if status == "stopping" and action != "resume":
+                return "The search is stopping after the current evaluation."
+        if action == "continue_search":
+            if status in LIVE:
+                return f"The search is {status}; continue it once it has stopped (s stops it)."
+            if status == "waiting":
+                return "No search to continue yet."
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Footer state: what cannot act is dimmed (None) or, where another key takes its
+        place, hidden (False); a key pressed anyway says why (``on_key``)."""
+        live = self.status() in LIVE
+        if action in ("pause", "resume"):
+            if not live:
+                return False  # a finished search shows "c Continue" instead
+            return (action == "resume") == self._paused()  # one key: the binding that fits is shown
+        if action in RUN_ACTIONS:
+            return (self.why_not(action) is None or None) if live else False
+        if action == "continue_search":
+            return not live and (self.why_not(action) is None or None)
+        if action in DESIGN_ACTIONS and self.why_not(action):
+            return None
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A key none of whose actions can act now says why instead of doing nothing."""
+        bindings = self._bindings.key_to_bindings.get(event.key, ())
+        reasons = [self.why_not(b.action) for b in bindings]
+        if reasons and all(reasons):
+            self.notify(str(reasons[0]), severity="warning", timeout=4)
+            event.stop()
 
     def _steer(self, kind: str, design_id: str | None = None, text: str = "") -> None:
         label = f"{kind} {design_id or ''}".strip()
@@ -258,13 +331,43 @@ class MainScreen(Screen):
         self._optimistic(d, vetoed=not d.vetoed)
         self._steer(kind, d.id)
 
+    def action_pause(self) -> None:
+        if self.why_not("pause") is None:
+            self._pause_requested = True
+            self._steer("pause")
+            self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        if self.why_not("resume") is None:
+            self._pause_requested = False
+            self._steer("resume")
+            self.refresh_bindings()
+
     def action_toggle_pause(self) -> None:
+        """The palette's one entry: resume when paused, pause otherwise."""
+        if self._paused():
+            self.action_resume()
+        else:
+            self.action_pause()
+
+    def action_continue_search(self) -> None:
+        """More iterations (or a larger budget) for a finished, stopped or interrupted search."""
+        reason = self.why_not("continue_search")
+        if reason:
+            self.notify(reason, severity="warning", timeout=4)
+            return
         run = self.app.run_info
         if run is None:
             return
-        paused = run.status == "paused" if self._pause_requested is None else self._pause_requested
-        self._pause_requested = not paused
-        self._steer("resume" if paused else "pause")
+        status = self.status()
+
+        def done(choice: tuple[int, float | None] | None) -> None:
+            if choice is not None:
+                self.app.continue_search(*choice)
+                self.refresh_bindings()
+                self._refresh_header()
+
+        self.app.push_screen(ContinueScreen(run, status), done)
 
     def action_hint(self) -> None:
         d = self.selected_row()
@@ -343,5 +446,7 @@ class MainScreen(Screen):
         self.archive_tree.focus()
 
     def key_escape(self) -> None:
+        """Escape in the filter clears it (the whole log again) and goes back to the tree."""
         if self.focused is not None and self.focused.id == "log-filter":
+            self.query_one("#log-filter", Input).value = ""
             self.archive_tree.focus()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.cells import cell_len
@@ -272,17 +272,34 @@ def render_memory_tab(d: DesignDetail) -> RenderableType:
     return Group(head, _code(text, "json"))
 
 
+# what each tab shows, rendered when the tab is first shown for a design (then cached)
+RENDERERS = {
+    "diff": render_diff_tab,
+    "code": render_code_tab,
+    "analysis": render_analysis_tab,
+    "evaluation": render_eval_summary,
+    "memory": render_memory_tab,
+}
+DESIGN_TABS = tuple(RENDERERS)
+
+
 @dataclass
 class DetailViews:
-    """Everything the pane shows, built off the UI thread."""
+    """One design's detail and the tab contents rendered so far.
+
+    The loader (a worker) renders the header and the tab on screen; every other tab is
+    rendered the first time it is shown, so a selection costs one tab's lexing and layout,
+    not five (the memory tab alone can be a 200,000-character JSON document).
+    """
 
     detail: DesignDetail
     header: RenderableType
-    diff: RenderableType
-    code: RenderableType
-    analysis: RenderableType
-    eval_summary: RenderableType
-    memory: RenderableType
+    rendered: dict[str, RenderableType] = field(default_factory=dict)
+
+    def tab(self, name: str) -> RenderableType:
+        if name not in self.rendered:
+            self.rendered[name] = RENDERERS[name](self.detail)
+        return self.rendered[name]
 
 
 def _width(content: RenderableType) -> int:
@@ -294,19 +311,25 @@ def _width(content: RenderableType) -> int:
     return width
 
 
-def build_views(d: DesignDetail) -> DetailViews:
-    return DetailViews(
-        detail=d,
-        header=render_header(d),
-        diff=render_diff_tab(d),
-        code=render_code_tab(d),
-        analysis=render_analysis_tab(d),
-        eval_summary=render_eval_summary(d),
-        memory=render_memory_tab(d),
-    )
+def build_views(d: DesignDetail, tabs: tuple[str, ...] = ()) -> DetailViews:
+    """The header and the ``tabs`` named (off the UI thread); the rest on first view."""
+    views = DetailViews(detail=d, header=render_header(d))
+    for name in tabs:
+        if name in RENDERERS:
+            views.tab(name)
+    return views
 
 
 class DetailPane(Vertical):
+    """The five design tabs and the run-wide Scores tab, each filled when first shown."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.views: DetailViews | None = None
+        self._shown: dict[str, int] = {}  # tab -> id() of the views it shows
+        self._score_view_mounted = False
+        self.scores_stale = True
+
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a design", style=C_DIM), id="detail-header")
         with TabbedContent(initial="diff", id="tabs"):
@@ -321,18 +344,70 @@ class DetailPane(Vertical):
                 yield DataTable(id="eval-table", zebra_stripes=True, cursor_type="row")
             with TabPane("Memory", id="memory"), ScrollableContainer(classes="wide"):
                 yield Static(id="memory-body", classes="content")
+            yield TabPane("Scores", id="scores")
 
-    def show(self, views: DetailViews | None, design_id: str | None = None) -> None:
+    @property
+    def active(self) -> str:
+        return self.query_one(TabbedContent).active or "diff"
+
+    def show(self, views: DetailViews | None, design_id: str | None = None, error: str = "") -> None:
         if views is None:
-            self.query_one("#detail-header", Static).update(Text(f"{design_id or ''} not found", style=C_DIM))
+            why = error or "not found"
+            style = C_BAD if error else C_DIM
+            self.query_one("#detail-header", Static).update(Text(f"{design_id or ''}: {why}", style=style))
             return
+        self.views = views
         self.query_one("#detail-header", Static).update(views.header)
-        self._wide("#diff-body", views.diff)
-        self._wide("#code-body", views.code)
-        self.query_one("#analysis-body", Static).update(views.analysis)
-        self.query_one("#eval-summary", Static).update(views.eval_summary)
-        fill_eval_table(self.query_one("#eval-table", DataTable), views.detail)
-        self._wide("#memory-body", views.memory)
+        self.fill(self.active)
+
+    def fill(self, tab: str) -> None:
+        """Put the current design's ``tab`` on screen, rendering it if this is its first view."""
+        if tab == "scores":
+            self.fill_scores()
+            return
+        views = self.views
+        if views is None or self._shown.get(tab) == id(views):
+            return
+        self._shown[tab] = id(views)
+        content = views.tab(tab)
+        if tab == "evaluation":
+            self.query_one("#eval-summary", Static).update(content)
+            fill_eval_table(self.query_one("#eval-table", DataTable), views.detail)
+        elif tab == "analysis":
+            self.query_one("#analysis-body", Static).update(content)
+        else:
+            self._wide(f"#{tab}-body", content)
+
+    def fill_scores(self) -> None:
+        """The run-wide score view; its plotting widget is imported and mounted on first view."""
+        from alma_tui.tui.widgets.scores import ScoreView
+
+        if not self._score_view_mounted:
+            self._score_view_mounted = True
+            self.call_later(self._mount_score_view)
+            return
+        if not self.query(ScoreView):
+            return  # still mounting: _mount_score_view fills it
+        app: Any = self.app
+        run = getattr(app, "run_info", None)
+        self.query_one(ScoreView).show(getattr(app, "designs", []), run.budget_usd if run is not None else None)
+        self.scores_stale = False
+
+    async def _mount_score_view(self) -> None:
+        from alma_tui.tui.widgets.scores import ScoreView
+
+        await self.query_one("#scores", TabPane).mount(ScoreView(id="score-view"))
+        self.fill_scores()
+
+    def designs_changed(self) -> None:
+        """New rows: redraw the score view now if it is on screen, else when it is next shown."""
+        self.scores_stale = True
+        if self._score_view_mounted and self.active == "scores":
+            self.fill_scores()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self.fill(event.pane.id)
 
     def _wide(self, selector: str, content: RenderableType) -> None:
         """Fixed width = longest line: scrolls sideways, and layout never re-measures it."""

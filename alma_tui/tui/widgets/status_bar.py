@@ -73,7 +73,33 @@ def _model(label: str, model: str) -> Text:
     return t
 
 
+def spend_text(totals: Totals | None, run: RunInfo | None) -> Text:
+    """Tokens and cost, against the run's budget when it has one ("$0.42 / $5.00 (8%)")."""
+    cost = Text(no_wrap=True)
+    if totals is None:
+        return cost
+    budget_usd = run.budget_usd if run is not None else None
+    budget_tokens = run.budget_tokens if run is not None else None
+    cost.append(f"{fmt_tokens(totals.tokens)}", style="bold")
+    if budget_tokens:
+        cost.append(f"/{fmt_tokens(budget_tokens)}", style=C_DIM)
+    cost.append(" tok", style=C_DIM)
+    cost.append(" · ", style=C_DIM)
+    cost.append(fmt_cost(totals.cost_usd), style=f"bold {C_GOOD}")
+    if budget_usd:
+        share = totals.cost_usd / budget_usd
+        cost.append(f" / {fmt_cost(budget_usd)}", style=C_DIM)
+        cost.append(f" ({share:.0%})", style=f"bold {C_BAD if share >= 0.9 else C_WARN if share >= 0.6 else C_DIM}")
+    if totals.unknown_cost_calls:
+        cost.append(f" (+{totals.unknown_cost_calls} unpriced)", style=C_WARN)
+    return cost
+
+
 class RunHeader(Widget):
+    """Two lines. At 100 columns or fewer (class ``compact``) it keeps the essentials: status,
+    iteration, best score and spend on the first line; counts and models on the second;
+    no sparkline. The screen sets the class from its width (``MainScreen.on_resize``)."""
+
     DEFAULT_CSS = """
     RunHeader { height: 2; dock: top; }
     RunHeader Horizontal { height: 1; }
@@ -81,11 +107,21 @@ class RunHeader(Widget):
     RunHeader #hdr-left { width: 100; padding: 0 1; }
     RunHeader #hdr-spark { width: 16; margin: 0 1 0 0; }
     RunHeader #hdr-right { width: 1fr; padding: 0 1; }
+    RunHeader.compact #hdr-left { width: 1fr; }
+    RunHeader.compact #hdr-spark { display: none; }
+    RunHeader.compact #hdr-right { display: none; }
     """
 
     def __init__(self, repo: Path, **kw) -> None:
         super().__init__(**kw)
         self.repo = repo
+        self._last: tuple | None = None
+
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.has_class("compact"):
+            self.set_class(compact, "compact")
+            if self._last is not None:
+                self.show(*self._last)
 
     def compose(self) -> ComposeResult:
         yield Line(id="hdr-top")
@@ -111,17 +147,22 @@ class RunHeader(Widget):
         pending: list[str],
         hb_age: float | None,
     ) -> None:
+        self._last = (run, status, designs, best, history, totals, pending, hb_age)
+        compact = self.has_class("compact")
         st = Text()
         st.append(
             f" {STATUS_ICON.get(status, '•')} {status.upper()} ",
             style=f"reverse {STATUS_STYLE.get(status, 'bold')}",
         )
+        detail = Text()
         if status == "interrupted" and hb_age is not None:
-            st.append(f" the engine is gone (last heartbeat {hb_age:.0f}s ago)", style=C_BAD)
+            detail.append(f" the engine is gone (last heartbeat {hb_age:.0f}s ago)", style=C_BAD)
         elif status == "waiting":
-            st.append(" waiting for the engine to create the store…", style=C_DIM)
+            detail.append(" waiting for the engine to create the store…", style=C_DIM)
         if run is not None and run.status_detail and status not in ("running",):
-            st.append(f" {run.status_detail}", style=C_DIM)
+            detail.append(f" {run.status_detail}", style=C_DIM)
+        if not compact:
+            st.append_text(detail)
 
         info = Text()
         if run is not None:
@@ -147,12 +188,12 @@ class RunHeader(Widget):
         top.append_text(self._brand())
         top.append("  ")
         top.append_text(st)
-        top.append("  ")
-        top.append_text(info)
-        if pend:
-            top.append("   ")
-            top.append_text(pend)
-        self.query_one("#hdr-top", Line).show(top)
+        if not compact:
+            top.append("  ")
+            top.append_text(info)
+            if pend:
+                top.append("   ")
+                top.append_text(pend)
 
         it = Text()
         if run is not None:
@@ -168,7 +209,9 @@ class RunHeader(Widget):
 
         acc = sum(1 for d in designs if d.status == "accepted")
         rej = sum(1 for d in designs if d.status == "rejected")
-        inflight = sum(1 for d in designs if d.status in ("proposed", "validating", "evaluating"))
+        # children left "proposed" by a stopped search are not in flight: nothing works on them
+        live = status in ("running", "paused", "stopping")
+        inflight = sum(1 for d in designs if d.status in ("proposed", "validating", "evaluating")) if live else 0
         counts = Text()
         counts.append(f"{len(designs)} designs  ", style=C_DIM)
         counts.append(f"✓ {acc}", style=f"bold {C_GOOD}")
@@ -187,22 +230,40 @@ class RunHeader(Widget):
         else:
             bt.append("—", style=C_DIM)
         left = Text(no_wrap=True, overflow="ellipsis")
-        for part in (it, counts, bt):
-            if part.plain:
-                left.append_text(part)
-                left.append("   ")
+        if compact:
+            # line 1: the essentials; line 2: what and where, then anything queued or wrong
+            for part in (it, bt, spend_text(totals, run)):
+                if part.plain:
+                    top.append("  ")
+                    top.append_text(part)
+            if run is not None:
+                left.append(run.domain, style=f"bold {C_ACCENT}")
+                left.append("  ")
+                offline = is_offline(run.meta_model) and is_offline(run.agent_model)
+                left.append("offline models" if offline else f"{run.meta_model} / {run.agent_model}", style=C_DIM)
+                if run.sandbox_strong is False:
+                    left.append("  ")
+                    left.append(" WEAK SANDBOX ", style=f"bold reverse {C_BAD}")
+                left.append("  ")
+            left.append_text(counts)
+            if pend:
+                left.append("  ")
+                left.append_text(pend)
+            left.append_text(detail)
+        else:
+            for part in (it, counts, bt):
+                if part.plain:
+                    left.append_text(part)
+                    left.append("   ")
+        self.query_one("#hdr-top", Line).show(top)
         self.query_one("#hdr-left", Line).show(left)
         spark = self.query_one("#hdr-spark", Sparkline)
         data = history[-48:] if len(history) > 1 else [*history, *history]
         if list(spark.data or []) != data:
             spark.data = data
 
-        cost = Text()
+        cost = spend_text(totals, run)
         if totals is not None:
-            cost.append(f"{fmt_tokens(totals.tokens)} tok", style="bold")
-            cost.append(f" · {totals.calls} calls · ", style=C_DIM)
-            cost.append(fmt_cost(totals.cost_usd), style=f"bold {C_GOOD}")
-            if totals.unknown_cost_calls:
-                cost.append(f" (+{totals.unknown_cost_calls} unpriced)", style=C_WARN)
+            cost = Text.assemble((f"{totals.calls} calls · ", C_DIM), cost, no_wrap=True)
         cost.justify = "right"
         self.query_one("#hdr-right", Line).show(cost)
