@@ -154,13 +154,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="start or resume a search (default command)",
         epilog="Each setting flag can also come from the environment as ALMA_TUI_<FLAG> (ALMA_TUI_AGENT_MODEL, "
         'ALMA_TUI_LLM_TIMEOUT, ...) or from a TOML --config FILE (agent-model = "..."). Precedence: flags > '
-        "environment > file > the settings stored in the repo (a resume keeps them) > defaults.",
+        "environment > file > the settings stored in the repo (a resume keeps them) > the user settings "
+        "file (~/.config/alma-tui/config.toml: same keys, plus [keymap] and theme) > defaults.",
     )
     if full or command == "run":
         _run_args(run)
     else:
         _repo_arg(run)
     _repo_arg(sub.add_parser("watch", help="attach the TUI to a search running elsewhere"))
+    sv = sub.add_parser(
+        "serve",
+        help="serve the app (watching the search in the repo) to a browser over HTTP",
+        description="Serve the same app as `alma-tui watch` to web browsers (textual-serve). Each browser "
+        "tab runs its own app process attached to the repo's search. Listens on localhost unless --host "
+        "says otherwise; for a remote machine, forward the port (ssh -L 8000:localhost:8000 host).",
+    )
+    _repo_arg(sv)
+    sv.add_argument("--host", default="localhost", help="address to listen on (default: localhost)")
+    sv.add_argument("--port", type=int_in(1, 65535), default=8000, help="port (default: 8000)")
+    sv.add_argument("--public-url", default=None, help="the URL browsers use, when behind a proxy")
     ev = sub.add_parser("eval", help="evaluate one design (id, git rev, built-in name or .py path)")
     ev.add_argument("design")
     if full or command == "eval":
@@ -269,6 +281,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_run(args)
     if cmd == "watch":
         return cmd_watch(args)
+    if cmd == "serve":
+        return cmd_serve(args)
     if cmd == "designs":
         return cmd_designs(args)
     if cmd in ("pin", "unpin", "veto", "unveto"):
@@ -308,6 +322,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
         describe_error,
         load_stored,
         resolve,
+        user_config_path,
     )
     from alma_tui.store.peek import PeekError, stored_settings
 
@@ -337,6 +352,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
             file=getattr(args, "config", None),
             stored_json=stored_json,
             paths=paths,
+            user_file=user_config_path(),
         )
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
@@ -542,7 +558,40 @@ def _run_with_tui(cfg: Any) -> int:
         raise CliError(refused)
     from alma_tui.tui.app import run_tui
 
-    return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg))
+    return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg), **ui_settings())
+
+
+def ui_settings() -> dict[str, Any]:
+    """The app's own settings from the user settings file: ``[keymap]`` (binding id = keys) and
+    ``theme``; checked here so a typo is one line before the app starts (exit 1)."""
+    from alma_tui.engine.config import SettingsError, read_toml, user_config_path
+
+    path = user_config_path()
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = read_toml(path)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    out: dict[str, Any] = {}
+    keymap = data.get("keymap")
+    if keymap is not None:
+        from alma_tui.tui.bindings import KeymapError, check_keymap
+
+        if not isinstance(keymap, dict):
+            raise CliError(f'{path}: keymap must be a table ([keymap] with lines like alma.pin = "P")')
+        try:
+            out["keymap"] = check_keymap({str(k): v for k, v in keymap.items()}, f"{path}: [keymap]")
+        except KeymapError as exc:
+            raise CliError(str(exc)) from exc
+    theme = data.get("theme")
+    if theme is not None:
+        from textual.theme import BUILTIN_THEMES
+
+        if not isinstance(theme, str) or theme not in BUILTIN_THEMES:
+            raise CliError(f"{path}: theme {theme!r} is not one of {', '.join(sorted(BUILTIN_THEMES))}")
+        out["theme"] = theme
+    return out
 
 
 def _attach_tui(repo: Path) -> int:
@@ -550,7 +599,7 @@ def _attach_tui(repo: Path) -> int:
         raise CliError(f"a search is already running in {repo}; the TUI that watches it needs a terminal")
     from alma_tui.tui.app import run_tui
 
-    return run_tui(repo, engine_argv=None, attach=True)
+    return run_tui(repo, engine_argv=None, attach=True, **ui_settings())
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -558,11 +607,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     if not db_path(args.repo).exists():
         raise CliError(f"no alma-tui search found in {args.repo}; start one with `alma-tui run --repo {args.repo}`")
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):  # `serve` runs it with a web driver
         raise CliError("the TUI needs a terminal")
     from alma_tui.tui.app import run_tui
 
-    return run_tui(Path(args.repo), engine_argv=None)
+    return run_tui(Path(args.repo), engine_argv=None, **ui_settings())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`alma-tui serve`: the watching app in browsers (textual-serve runs one `watch` per tab)."""
+    import shlex
+
+    from alma_tui.store.db import db_path
+
+    repo = Path(args.repo).resolve()
+    if not db_path(repo).exists():
+        raise CliError(f"no alma-tui search found in {args.repo}; start one with `alma-tui run --repo {args.repo}`")
+    ui_settings()  # a bad settings file: one line here, not a broken page
+    try:
+        from textual_serve.server import Server
+    except ImportError as exc:
+        raise CliError("`alma-tui serve` needs textual-serve: pip install textual-serve") from exc
+    command = shlex.join([sys.executable, "-m", "alma_tui", "watch", "--repo", str(repo)])
+    server = Server(command, host=args.host, port=args.port, title=f"alma · {repo.name}", public_url=args.public_url)
+    server.serve()
+    return 0
 
 
 # -- archive and steering -------------------------------------------------------------------------

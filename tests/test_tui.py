@@ -799,9 +799,9 @@ async def test_score_view_plots_each_score_and_the_best_so_far(repo: Path) -> No
         best = max(d.score for d in accepted)
         assert f"{len(accepted)} designs" in summary and f"best {best:.3f}" in summary
         plot = view.query_one("#score-plot")
-        assert len(plot._datasets) == 2  # the designs' scores and the best-so-far line
-        assert sorted(plot._datasets[0].y.tolist()) == sorted(d.score for d in accepted)
-        assert plot._datasets[1].y.tolist()[-1] == best
+        assert len(plot._datasets) == 2  # the best-so-far line and the designs' scores
+        assert plot._datasets[0].y.tolist()[-1] == best
+        assert sorted(plot._datasets[1].y.tolist()) == sorted(d.score for d in accepted)
 
 
 def test_score_series_best_so_far_never_falls() -> None:
@@ -952,9 +952,10 @@ def test_keymap_with_an_unknown_id_is_one_line(monkeypatch) -> None:
 
 async def test_app_remaps_keys_and_warns_about_a_bad_keymap(repo: Path, monkeypatch) -> None:
     monkeypatch.setenv("ALMA_TUI_KEYMAP", "alma.veto=V")
-    app = make_app(repo, keymap={"alma.pin": "P"})
+    app = make_app(repo, keymap={"alma.pin": "P"}, theme="nord")
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, "d004")
+        assert app.theme == "nord"
         await pilot.press("P")
         await app.wait_commands()
         assert store_design(repo, "d004").pinned is True

@@ -305,20 +305,46 @@ def env_values(env: Mapping[str, str], paths: tuple[str, ...] | None = None) -> 
     return out
 
 
-def file_values(path: Path, paths: tuple[str, ...] | None = None) -> dict[str, tuple[Any, str]]:
-    """A TOML settings file: ``flag = value`` with the flags' names (``-`` or ``_``), top level."""
+# keys of the user settings file that are the app's, not the search's (read by the CLI for the TUI)
+UI_KEYS = ("keymap", "theme")
+USER_CONFIG_ENV = "ALMA_TUI_CONFIG_FILE"  # another place for the user settings file ("" or "none": no file)
+
+
+def user_config_path() -> Path | None:
+    """``~/.config/alma-tui/config.toml`` (platformdirs: the platform's place for it), or the
+    file ``ALMA_TUI_CONFIG_FILE`` names; None when that variable is ``none`` or empty."""
+    override = os.environ.get(USER_CONFIG_ENV)
+    if override is not None:
+        return None if override.strip().lower() in ("", "none") else Path(override).expanduser()
+    from platformdirs import user_config_path as platform_config_dir
+
+    return platform_config_dir("alma-tui", appauthor=False) / "config.toml"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A settings file's table, or SettingsError naming the file (one line)."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise SettingsError(f"cannot read the settings file {path}: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"the settings file {path} is not valid TOML: {exc}") from exc
+
+
+def file_values(
+    path: Path, paths: tuple[str, ...] | None = None, *, ui_keys: tuple[str, ...] = ()
+) -> dict[str, tuple[Any, str]]:
+    """A TOML settings file: ``flag = value`` with the flags' names (``-`` or ``_``), top level.
+    ``ui_keys`` are keys of the file that are not search settings (left to their reader)."""
+    data = read_toml(path)
     by_key = {f.key: f for f in FLAGS if f.path not in FLAG_ONLY}
     out: dict[str, tuple[Any, str]] = {}
     for key, value in data.items():
+        if key in ui_keys:
+            continue
         f = by_key.get(key.replace("_", "-"))
         if f is None:
-            known = ", ".join(sorted(by_key))
+            known = ", ".join(sorted([*by_key, *ui_keys]))
             raise SettingsError(f"{path}: unknown setting {key!r} (known: {known})")
         if paths is not None and f.path not in paths:
             continue
@@ -336,21 +362,32 @@ def resolve(
     file: Path | None = None,
     stored_json: str | None = None,
     paths: tuple[str, ...] | None = None,
+    user_file: Path | None = None,
 ) -> Resolved:
-    """The settings, built once: defaults < stored < file < environment < flags.
+    """The settings, built once: defaults < user file < stored < file < environment < flags.
 
     ``flags`` maps setting paths to values given on the command line (None: not given).
-    ``paths`` limits the file and environment to the settings a command uses (``eval``).
-    Raises SettingsError with the source of a bad value in its message.
+    ``paths`` limits the files and environment to the settings a command uses (``eval``).
+    ``user_file`` (``~/.config/alma-tui/config.toml``) gives a user's own defaults: it shapes
+    new searches, while a resume keeps what its repo stored. Raises SettingsError with the
+    source of a bad value in its message.
     """
     stored = load_stored(repo, stored_json)
-    data: dict[str, Any] = {} if stored is None else stored.model_dump(exclude=set(TRANSIENT))
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if user_file is not None and user_file.is_file():
+        for path, (value, source) in file_values(user_file, paths, ui_keys=UI_KEYS).items():
+            _set(data, path, value)
+            origin[path] = source
+    if stored is not None:
+        for name, value in stored.model_dump(exclude=set(TRANSIENT)).items():
+            data[name] = value
+        origin = {p: src for p, src in origin.items() if p.split(".")[0] in TRANSIENT}
     layers: list[dict[str, tuple[Any, str]]] = []
     if file is not None:
         layers.append(file_values(file, paths))
     layers.append(env_values(os.environ if env is None else env, paths))
     layers.append({p: (v, FLAG_BY_PATH[p].flag) for p, v in flags.items() if v is not None})
-    origin: dict[str, str] = {}
     for layer in layers:
         for path, (value, source) in layer.items():
             _set(data, path, value)

@@ -430,7 +430,7 @@ def finish(app: AlmaApp, *, crashed: bool | None = None) -> int:
     return 0 if app.return_code in (0, None) else int(app.return_code)
 
 
-def run_tui(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = False) -> int:
+def run_tui(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = False, **app_kw: Any) -> int:
     """Run the TUI on ``repo``; with ``engine_argv`` also start (and on quit stop) the engine.
 
     ``engine_argv`` are the arguments of ``python -m alma_tui`` for a headless run,
@@ -438,7 +438,7 @@ def run_tui(repo: Path, engine_argv: list[str] | None = None, *, attach: bool = 
     search already runs in ``repo`` the TUI attaches to it instead (see :func:`build_app`).
     Returns a process exit code.
     """
-    app = build_app(repo, engine_argv, attach=attach)
+    app = build_app(repo, engine_argv, attach=attach, **app_kw)
     try:
         app.run()
     except BaseException:

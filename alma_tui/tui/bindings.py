@@ -51,6 +51,7 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("alma.best", "b", "best", "Best", tooltip="Jump to the best design"),
     Key("alma.follow", "n", "follow", "Newest", tooltip="Follow the newest design"),
     Key("alma.scope", "l", "toggle_scope", "Log scope", tooltip="Log: selected design or all"),
+    Key("alma.zoom", "z", "zoom", "Zoom", tooltip="Give the detail pane (or the focused pane) the whole screen"),
     Key("alma.filter", "slash", "focus_filter", "Filter", tooltip="Filter the log"),
     Key("alma.tab_next", "right_square_bracket", "next_tab", "Next tab", show=False),
     Key("alma.tab_prev", "left_square_bracket", "prev_tab", "Prev tab", show=False),
@@ -81,6 +82,11 @@ def to_bindings(keys: tuple[Key, ...]) -> list[BindingType]:
         for k in keys
     ]
 
+
+# left out of the footer at <= 100 columns (the keys still work; the palette lists them)
+WIDE_ONLY: frozenset[str] = frozenset(
+    {"alma.git", "alma.best", "alma.follow", "alma.scope", "alma.filter", "alma.zoom"}
+)
 
 KEY_IDS: frozenset[str] = frozenset(k.id for k in (*MAIN_KEYS, *APP_KEYS))
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_+\-]+$")

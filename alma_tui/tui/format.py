@@ -65,7 +65,7 @@ def fmt_delta(x: float | None, parent: float | None) -> tuple[str, str]:
         return "", C_DIM
     d = x - parent
     if abs(d) < 5e-4:
-        return "±0", C_DIM
+        return "=0", C_DIM  # no change ("±0" read like a standard error next to the score)
     return (f"{d:+.3f}", C_GOOD if d > 0 else C_BAD)
 
 

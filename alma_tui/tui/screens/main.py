@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, TabbedContent
 
-from alma_tui.tui.bindings import MAIN_KEYS, to_bindings
+from alma_tui.tui.bindings import MAIN_KEYS, WIDE_ONLY, to_bindings
 from alma_tui.tui.format import C_BAD, C_DIM, best_design, best_history
 from alma_tui.tui.messages import CommandDone, DetailLoaded, EngineExited, StoreMissing
 from alma_tui.tui.rows import DesignRow, heartbeat_age
@@ -77,7 +77,18 @@ class MainScreen(Screen):
         self.set_class(narrow, "narrow")
         self.set_class(event.size.height <= SHORT_ROWS, "short")
         self.query_one(RunHeader).set_compact(narrow)
-        self.query_one(Footer).compact = narrow
+        footer = self.query_one(Footer)
+        if footer.compact != narrow:
+            footer.compact = narrow
+            self.refresh_bindings()
+
+    @property
+    def active_bindings(self):
+        """What the footer lists: at <= 100 columns only the keys that matter most."""
+        bindings = super().active_bindings
+        if not self.has_class("narrow"):
+            return bindings
+        return {k: b for k, b in bindings.items() if b.binding.id not in WIDE_ONLY}
 
     def on_mount(self) -> None:
         self.app.store_updated.subscribe(self, self.on_store_update)
@@ -423,6 +434,13 @@ class MainScreen(Screen):
         panel = self.log_panel
         panel.set_design(self.archive_tree.selected_id)
         panel.scope = "all" if panel.scope == "design" else "design"
+
+    def action_zoom(self) -> None:
+        """Maximize the detail pane (the Scores tab wants the room), or restore the layout."""
+        if self.maximized is not None:
+            self.minimize()
+        else:
+            self.maximize(self.detail, container=False)
 
     def action_focus_filter(self) -> None:
         self.query_one("#log-filter", Input).focus()

@@ -323,6 +323,8 @@ def build_views(d: DesignDetail, tabs: tuple[str, ...] = ()) -> DetailViews:
 class DetailPane(Vertical):
     """The five design tabs and the run-wide Scores tab, each filled when first shown."""
 
+    ALLOW_MAXIMIZE = True  # z: the whole screen for the pane (the plots want it on 80x24)
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.views: DetailViews | None = None

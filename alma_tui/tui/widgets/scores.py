@@ -92,18 +92,24 @@ class ScoreView(Vertical):
                 summary.append(f" · {s.rejected} rejected", style=C_BAD)
             summary.append(" · spent ", style=C_DIM)
             spent = s.spend_y[-1] if s.spend_y else 0.0
-            summary.append(
-                fmt_cost(spent) if s.spend_unit == "USD" else f"{fmt_tokens(int(spent))} tok", style=f"bold {C_WARN}"
-            )
-            if budget_usd:
+            if budget_usd:  # against a budget the figure is in dollars, even when nothing was priced
+                summary.append(fmt_cost(sum(d.cost_usd for d in designs)), style=f"bold {C_WARN}")
                 summary.append(f" of {fmt_cost(budget_usd)} budget", style=C_DIM)
+            else:
+                summary.append(
+                    fmt_cost(spent) if s.spend_unit == "USD" else f"{fmt_tokens(int(spent))} tok",
+                    style=f"bold {C_WARN}",
+                )
         self.query_one("#scores-summary", Static).update(summary)
 
         plot = self.query_one("#score-plot", PlotWidget)
         plot.clear()
         if not s.empty:
+            # the best-so-far as steps (it holds until an iteration beats it), under the points
+            step_x = [x for i, x in enumerate(s.best_x) for x in ((x,) if i == 0 else (x, x))]
+            step_y = [y for i, y in enumerate(s.best_y) for y in ((y,) if i == 0 else (s.best_y[i - 1], y))]
+            plot.plot(step_x, step_y, line_style=C_GOOD, hires_mode=HiResMode.BRAILLE, label="best so far")
             plot.scatter(s.iterations, s.scores, marker="●", marker_style=C_ACCENT, label="design")
-            plot.plot(s.best_x, s.best_y, line_style=C_GOOD, hires_mode=HiResMode.BRAILLE, label="best so far")
             plot.set_xlimits(min(s.iterations) - 0.5, max(s.iterations) + 0.5)
             plot.set_ylimits(0.0, 1.0)
             plot.show_legend(LegendLocation.BOTTOMRIGHT)

@@ -202,7 +202,7 @@ class RunHeader(Widget):
             active = run.status in ("running", "paused", "stopping") and (not total or n < total)
             it.append("iter ", style=C_DIM)
             it.append(f"{n + 1 if active else n}/{total or '∞'}", style="bold")
-            if total:
+            if total and not compact:
                 filled = round(10 * min(1.0, n / total))
                 it.append(" " + "━" * filled, style=C_ACCENT)
                 it.append("━" * (10 - filled), style="#3b3a40")
@@ -225,7 +225,7 @@ class RunHeader(Widget):
         if best is not None:
             bt.append(fmt_score(best.score), style=f"bold {C_GOOD}")
             bt.append(f" {best.id}", style="bold")
-            if run is not None and run.no_memory_score is not None and best.score is not None:
+            if run is not None and run.no_memory_score is not None and best.score is not None and not compact:
                 bt.append(f"  (no memory {fmt_score(run.no_memory_score)})", style=C_DIM)
         else:
             bt.append("—", style=C_DIM)
