@@ -1,4 +1,5 @@
-"""Snapshot tests (pytest-textual-snapshot) of the main screen, diff tab and evaluation tab."""
+"""Snapshot tests (pytest-textual-snapshot): the main screen at 80x24, 120x36 and 160x48, every
+detail tab, and the modals. Driven by tests/tui_fixture.py's archive with a fixed clock."""
 
 from __future__ import annotations
 
@@ -51,6 +52,66 @@ def test_main_screen(snap_compare, fixture_repo: Path) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_main_screen_small(snap_compare, fixture_repo: Path, size: tuple[int, int]) -> None:
+    """<= 100 columns: compact header, narrower tree, footer with the keys that matter."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("tab", ["code", "memory"])
+def test_more_tabs(snap_compare, fixture_repo: Path, tab: str) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006", tab)
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24-zoomed", "160x48"])
+def test_scores_tab(snap_compare, fixture_repo: Path, size: tuple[int, int]) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006", "scores")
+        main = pilot.app.main_screen
+        for _ in range(200):
+            if main.query("ScoreView") and not main.detail.scores_stale:
+                break
+            await pilot.pause(0.02)
+        if size[0] <= 100:
+            await pilot.press("z")
+        await pilot.pause(0.1)
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("key", ["h", "s", "g"], ids=["hint", "stop", "git"])
+def test_modals(snap_compare, fixture_repo: Path, key: str) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot, "d006")
+        await pilot.press(key)
+        await pilot.pause(0.3 if key == "g" else 0.1)
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(make_app(fixture_repo), terminal_size=(120, 36), run_before=run_before)
+
+
+@pytest.fixture(scope="module")
+def done_repo(tmp_path_factory) -> Path:
+    return make_fixture_repo(tmp_path_factory.mktemp("snapdone") / "designs_repo", run_status="done")
+
+
+def test_continue_modal(snap_compare, done_repo: Path) -> None:
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
+
+    assert snap_compare(make_app(done_repo), terminal_size=(120, 36), run_before=run_before)
 
 
 def test_diff_tab(snap_compare, fixture_repo: Path) -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.widgets import Static
-from textual_plot import HiResMode, LegendLocation, PlotWidget
+from textual_plot import HiResMode, PlotWidget
 
 from alma_tui.tui.format import C_ACCENT, C_BAD, C_DIM, C_GOOD, C_WARN, fmt_cost, fmt_score, fmt_tokens
 from alma_tui.tui.rows import DesignRow
@@ -78,6 +79,10 @@ class ScoreView(Vertical):
         yield PlotWidget(id="score-plot", allow_pan_and_zoom=False)
         yield PlotWidget(id="spend-plot", allow_pan_and_zoom=False)
 
+    def on_resize(self, event: Resize) -> None:
+        """A short pane keeps the score plot readable and drops the spend plot."""
+        self.query_one("#spend-plot").display = event.size.height >= 22
+
     def show(self, designs: Sequence[DesignRow], budget_usd: float | None = None) -> ScoreSeries:
         s = score_series(designs)
         summary = Text(no_wrap=True, overflow="ellipsis")
@@ -100,6 +105,10 @@ class ScoreView(Vertical):
                     fmt_cost(spent) if s.spend_unit == "USD" else f"{fmt_tokens(int(spent))} tok",
                     style=f"bold {C_WARN}",
                 )
+            summary.append("   ● ", style=C_ACCENT)  # the key, instead of a legend over the points
+            summary.append("a design ", style=C_DIM)
+            summary.append("⠒⠒ ", style=C_GOOD)
+            summary.append("best so far", style=C_DIM)
         self.query_one("#scores-summary", Static).update(summary)
 
         plot = self.query_one("#score-plot", PlotWidget)
@@ -108,11 +117,17 @@ class ScoreView(Vertical):
             # the best-so-far as steps (it holds until an iteration beats it), under the points
             step_x = [x for i, x in enumerate(s.best_x) for x in ((x,) if i == 0 else (x, x))]
             step_y = [y for i, y in enumerate(s.best_y) for y in ((y,) if i == 0 else (s.best_y[i - 1], y))]
-            plot.plot(step_x, step_y, line_style=C_GOOD, hires_mode=HiResMode.BRAILLE, label="best so far")
-            plot.scatter(s.iterations, s.scores, marker="●", marker_style=C_ACCENT, label="design")
+            step_x.append(step_x[-1] + 0.45)  # the last level reaches past its points, so it is seen
+            step_y.append(step_y[-1])
+            plot.plot(
+                step_x,
+                step_y,
+                line_style=C_GOOD,
+                hires_mode=HiResMode.BRAILLE,
+            )
+            plot.scatter(s.iterations, s.scores, marker="●", marker_style=C_ACCENT)
             plot.set_xlimits(min(s.iterations) - 0.5, max(s.iterations) + 0.5)
             plot.set_ylimits(0.0, 1.0)
-            plot.show_legend(LegendLocation.BOTTOMRIGHT)
         plot.set_xlabel("iteration")
         plot.set_ylabel("score")
 
