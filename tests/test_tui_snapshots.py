@@ -47,6 +47,17 @@ async def settle(pilot, design_id: str | None = None, tab: str | None = None) ->
     await pilot.wait_for_scheduled_animations()
 
 
+async def steady_inputs(pilot) -> None:
+    """A modal's text field: no blinking cursor (a snapshot would catch it on or off)."""
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+        field._cursor_visible = True
+    await pilot.pause(0.05)
+    await pilot.wait_for_scheduled_animations()
+
+
 def test_main_screen(snap_compare, fixture_repo: Path) -> None:
     async def run_before(pilot) -> None:
         await settle(pilot)
@@ -94,7 +105,7 @@ def test_modals(snap_compare, fixture_repo: Path, key: str) -> None:
         await settle(pilot, "d006")
         await pilot.press(key)
         await pilot.pause(0.3 if key == "g" else 0.1)
-        await pilot.wait_for_scheduled_animations()
+        await steady_inputs(pilot)
 
     assert snap_compare(make_app(fixture_repo), terminal_size=(120, 36), run_before=run_before)
 
@@ -109,7 +120,7 @@ def test_continue_modal(snap_compare, done_repo: Path) -> None:
         await settle(pilot)
         await pilot.press("c")
         await pilot.pause(0.1)
-        await pilot.wait_for_scheduled_animations()
+        await steady_inputs(pilot)
 
     assert snap_compare(make_app(done_repo), terminal_size=(120, 36), run_before=run_before)
 
