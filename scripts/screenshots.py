@@ -1,11 +1,11 @@
-"""Generate screenshots/{main,diff,evaluation,analysis,code,memory}.svg with the real app.
+"""Generate screenshots/{main,diff,evaluation,analysis,code,memory,scores,main-80x24}.svg with the real app.
 
     python scripts/screenshots.py --offline-run 3  # a real offline search (seed 0), as in the README
     python scripts/screenshots.py                  # on the deterministic test fixture
     python scripts/screenshots.py --repo designs_repo --design d012
 
-Uses ``app.run_test(size=(160, 48))`` and ``save_screenshot``; nothing is written to the repo
-under inspection.
+Uses ``app.run_test(size=(160, 48))`` (``main-80x24``: an 80x24 terminal) and
+``save_screenshot``; nothing is written to the repo under inspection.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+# name, tab (None: as the app opens), terminal size
 SHOTS = (
-    ("main", None),
-    ("diff", "diff"),
-    ("evaluation", "evaluation"),
-    ("analysis", "analysis"),
-    ("code", "code"),
-    ("memory", "memory"),
+    ("main", None, (160, 48)),
+    ("diff", "diff", (160, 48)),
+    ("evaluation", "evaluation", (160, 48)),
+    ("analysis", "analysis", (160, 48)),
+    ("code", "code", (160, 48)),
+    ("memory", "memory", (160, 48)),
+    ("scores", "scores", (160, 48)),
+    ("main-80x24", None, (80, 24)),
 )
 
 
@@ -33,9 +36,9 @@ async def shoot(repo: Path, out: Path, design: str | None, clock) -> list[Path]:
     from alma_tui.tui.app import AlmaApp
 
     written: list[Path] = []
-    for name, tab in SHOTS:
+    for name, tab, size in SHOTS:
         app = AlmaApp(repo, clock=clock, deterministic=True, poll_interval=0.1)
-        async with app.run_test(size=(160, 48)) as pilot:
+        async with app.run_test(size=size) as pilot:
             for _ in range(500):
                 if app.polls and app.main_screen.detail_for:
                     break
@@ -50,6 +53,11 @@ async def shoot(repo: Path, out: Path, design: str | None, clock) -> list[Path]:
                             break
                         await pilot.pause(0.02)
                 main.action_tab(tab)
+            if tab == "scores":  # the plot widget mounts on first view, then draws
+                for _ in range(500):
+                    if main.query("ScoreView") and not main.detail.scores_stale:
+                        break
+                    await pilot.pause(0.02)
             await pilot.pause(0.2)
             await pilot.wait_for_scheduled_animations()
             path = out / f"{name}.svg"
