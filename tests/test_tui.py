@@ -1028,3 +1028,17 @@ async def test_header_compacts_at_100_columns_and_shows_spend_against_budget(rep
         await pilot.pause(0.1)
         assert not app.screen.query_one("#header").has_class("compact")
         assert "/ $2" in str(app.screen.query_one("#hdr-right").render())
+
+
+async def test_pin_and_veto_are_never_both_on_one_design(repo: Path) -> None:
+    app = make_app(repo)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, "d004")
+        await pilot.press("p")
+        await app.wait_commands()
+        n = len(commands(repo))
+        await pilot.press("v")
+        await pilot.pause(0.05)
+        await app.wait_commands()
+        assert len(commands(repo)) == n and store_design(repo, "d004").vetoed is False
+        assert any("d004 is pinned" in m.message for m in app._notifications)

@@ -271,8 +271,13 @@ class MainScreen(Screen):
     def why_not(self, action: str) -> str | None:
         """Why ``action`` cannot act now (one line for a toast), or None when it can."""
         status = self.status()
-        if action in DESIGN_ACTIONS and self.selected_row() is None:
+        row = self.selected_row()
+        if action in DESIGN_ACTIONS and row is None:
             return "Select a design first."
+        if action == "toggle_veto" and row is not None and row.pinned and not row.vetoed:
+            return f"{row.id} is pinned (always a parent): unpin it with p before vetoing it."
+        if action == "toggle_pin" and row is not None and row.vetoed and not row.pinned:
+            return f"{row.id} is vetoed (never a parent): unveto it with v before pinning it."
         if action in RUN_ACTIONS:
             if status == "waiting":
                 return "No search yet: the engine has not created the store."
@@ -303,7 +308,7 @@ class MainScreen(Screen):
             return (self.why_not(action) is None or None) if live else False
         if action == "continue_search":
             return not live and (self.why_not(action) is None or None)
-        if action in DESIGN_ACTIONS and self.why_not(action):
+        if action in DESIGN_ACTIONS and self.selected_row() is None:
             return None
         return True
 
@@ -330,6 +335,9 @@ class MainScreen(Screen):
         d = self.selected_row()
         if d is None:
             return
+        if reason := self.why_not("toggle_pin"):
+            self.notify(reason, severity="warning", timeout=4)
+            return
         kind = "unpin" if d.pinned else "pin"
         self._optimistic(d, pinned=not d.pinned)
         self._steer(kind, d.id)
@@ -337,6 +345,9 @@ class MainScreen(Screen):
     def action_toggle_veto(self) -> None:
         d = self.selected_row()
         if d is None:
+            return
+        if reason := self.why_not("toggle_veto"):
+            self.notify(reason, severity="warning", timeout=4)
             return
         kind = "unveto" if d.vetoed else "veto"
         self._optimistic(d, vetoed=not d.vetoed)
