@@ -12,7 +12,7 @@ from alma_tui.design_api import Query
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import STOPS
 from alma_tui.engine.evaluator import synthetic_episodes
-from alma_tui.engine.meta_agent import ParentInfo
+from alma_tui.engine.meta_agent import Analysis, ParentInfo
 from alma_tui.engine.steering import Steering
 from alma_tui.engine.wiring import ModelCalls
 from alma_tui.store.models import Design
@@ -41,8 +41,11 @@ class Evidence:
         prev_improved = None
         if parent.analysis_json:
             try:
-                changes = json.loads(parent.analysis_json).get("suggested_changes") or []
+                data = json.loads(parent.analysis_json)
+                changes = data.get("suggested_changes") or []
                 prev_suggestion = "; ".join(c.get("what", "") for c in changes[:3]) or None
+                if prev_suggestion is None and data.get("unstructured"):  # a prose analysis: its opening
+                    prev_suggestion = Analysis.model_validate(data).top_suggestion() or None
             except (ValueError, AttributeError):
                 prev_suggestion = None
             gp = ctx.store.get_design(parent.parent_id) if parent.parent_id else None

@@ -15,7 +15,7 @@ from typing import Any
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed, Evaluator
 from alma_tui.engine.evidence import Evidence
-from alma_tui.engine.meta_agent import Analysis, MetaAgent, MetaAgentError
+from alma_tui.engine.meta_agent import Analysis, AnalysisUnparsed, MetaAgent, MetaAgentError
 from alma_tui.engine.recovery import Committer
 from alma_tui.engine.steering import Steering
 from alma_tui.engine.wiring import ModelCalls
@@ -78,6 +78,17 @@ class DesignPipeline:
             ctx.emit("design.analyzing", f"{d.id}: analyzing parent {parent.id}", d.id, parent=parent.id)
             try:
                 analysis, raw = meta.analyze(info)
+            except AnalysisUnparsed as exc:
+                if not exc.raw.strip():
+                    return self.reject(d, f"meta agent failed: {exc}")
+                # a prose analysis is still worth a child: write it from the text, stored as is and marked
+                analysis, raw = Analysis.from_text(exc.raw), exc.raw
+                ctx.emit(
+                    "design.analysis_unstructured",
+                    f"{d.id}: analysis kept as text ({one_line(exc, 240)}); writing the child from it",
+                    d.id,
+                    error=one_line(exc, 1000),
+                )
             except MetaAgentError as exc:
                 return self.reject(d, f"meta agent failed: {exc}")
             d = ctx.store.update_design(d.id, analysis_json=analysis.model_dump_json(), analysis_raw=raw)

@@ -369,14 +369,21 @@ def analyze_messages(parent: ParentLike, schema: dict[str, Any], seed: int = 0) 
     return _messages(SYSTEM_ANALYZE, TASK_ANALYZE, sections)
 
 
-def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> list[dict[str, Any]]:
-    """Chat messages asking for a child module implementing ``analysis_json``."""
+def write_messages(
+    parent: ParentLike, analysis_json: str, seed: int = 0, unstructured: bool = False
+) -> list[dict[str, Any]]:
+    """Chat messages asking for a child module implementing ``analysis_json`` (or, when
+    ``unstructured``, an analysis in prose that did not fit the schema)."""
     sections = _common_sections(parent, seed)
     sections.append(_section(S_EXAMPLES, example_designs(exclude=parent.code)))
     episode = example_episode(parent)
     if episode:
         sections.append(_section(S_EXAMPLE_EPISODE, episode))
-    sections.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
+    if unstructured:
+        body = "(free text: the analysis did not follow the schema; its suggestions are in the prose)\n"
+        sections.append(_section(S_ANALYSIS, body + _fenced(analysis_json, "text")))
+    else:
+        sections.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
     sections.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
     return _messages(SYSTEM_WRITE, TASK_WRITE, sections)
 
