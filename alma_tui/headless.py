@@ -93,6 +93,8 @@ class HeadlessReporter:
         t = run_totals(search.store)
         calls, tokens = int(t["calls"]), int(t["prompt_tokens"] + t["completion_tokens"])
         cost = f"${t['cost_usd']:.4f}" + (" (partial: some models have no price)" if t["unknown_cost_calls"] else "")
+        if t["cached_tokens"]:
+            cost += f" ({t['cache_hit_rate']:.0%} of prompt tokens from the provider's cache)"
         self.console.print(
             f"[bold]{status}[/]: {run.iterations_done}/{run.iterations_target} iterations · "
             f"best {search.progress.best_id} {search.progress.best_score or 0:.3f} · "

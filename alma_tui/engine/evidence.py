@@ -30,7 +30,11 @@ class Evidence:
         if self._vdata is None:
             calls = self.calls
             self._vdata = synthetic_episodes(
-                self.ctx.domain, lambda m, s: calls.agent_complete(m, s), n=2, seed=self.ctx.config.seed
+                self.ctx.domain,
+                lambda m, s: calls.agent_complete(m, s),
+                n=2,
+                seed=self.ctx.config.seed,
+                history=self.ctx.config.eval.agent_history,
             )
         return self._vdata
 

@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from alma_tui.agent.prompt import AGENT_PROMPT_VERSION
+from alma_tui.engine import prompts
 from alma_tui.engine.config import SearchConfig
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.evaluator import EpisodeRecord, Hooks
+from alma_tui.engine.prompts import PROMPT_VERSION
 from alma_tui.llm.client import Budget, LLMClient, RoleParams
 from alma_tui.llm.providers import policy_params
 from alma_tui.sanitize import sanitize
@@ -71,6 +74,8 @@ class ModelCalls:
             role="agent",
             design_id=design_id or self.ctx.progress.design_id,
             seed=seed,
+            task="act",
+            prompt_version=AGENT_PROMPT_VERSION,
             **policy_params(model, self.ctx.domain),
         )
 
@@ -96,6 +101,8 @@ class ModelCalls:
                 design_id=design_id,
                 seed=ctx.config.seed,
                 on_chunk=on_chunk,
+                task=prompts.task_of(messages) or None,
+                prompt_version=PROMPT_VERSION,
             )
             if buf:
                 ctx.emit("meta.chunk", "", design_id, text="".join(buf))
@@ -140,7 +147,9 @@ class ModelCalls:
 
         def design_llm(prompt: str, system: str | None) -> str:
             msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            return self.llm.complete(msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed)
+            return self.llm.complete(
+                msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed, task="design"
+            )
 
         def design_embed(texts: list[str]) -> list[list[float]]:
             return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
