@@ -100,6 +100,9 @@ def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
         kw: dict[str, Any] = {"dest": flag.dest, "default": None, "help": flag.help}
         if spec.kind is bool:
             kw["action"] = "store_true"
+        elif spec.kind is list:
+            kw["action"] = "append"
+            kw["metavar"] = "FILE"
         elif spec.choices is not None:
             kw["choices"] = list(spec.choices)
         elif spec.kind is int:
@@ -347,6 +350,8 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
         }
         if env_file := flags.get("env_file"):
             flags["env_file"] = str(Path(env_file).expanduser().resolve())
+        if seeds := flags.get("seed_designs"):
+            flags["seed_designs"] = [str(Path(f).expanduser().resolve()) for f in seeds]
         return resolve(
             repo,
             flags=flags,

@@ -79,6 +79,7 @@ class SearchConfig(BaseModel):
     skip_model_check: bool = False  # accept model names litellm does not know (this start only: not stored)
     allow_weak_sandbox: bool = False  # run designs without OS isolation where the machine has none (this start only)
     outage_wait_s: Annotated[float, Gt(0)] = 30.0  # first retry after an outage pause (doubles, capped)
+    seed_designs: list[str] = Field(default_factory=list)  # user designs (.py) for a new search's initial archive
     params: SelectionParams = Field(default_factory=SelectionParams)
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
@@ -113,7 +114,7 @@ class SearchConfig(BaseModel):
 
 #: settings of one start, never stored in the repo (a resume does not inherit them); running
 #: untrusted designs without OS isolation is a decision made each time, not a property of a repo
-TRANSIENT = ("skip_model_check", "allow_weak_sandbox")
+TRANSIENT = ("skip_model_check", "allow_weak_sandbox", "seed_designs")
 
 
 # -- flags ------------------------------------------------------------------------------------------
@@ -200,6 +201,11 @@ FLAGS: tuple[Flag, ...] = (
         "children of an iteration proposed and evaluated at once (default: parents, capped by --max-concurrent-llm)",
     ),
     Flag(
+        "seed_designs",
+        "--seed-design",
+        "a memory design (.py) to add to a new search's initial archive, validated in the sandbox first (repeatable)",
+    ),
+    Flag(
         "allow_weak_sandbox",
         "--allow-weak-sandbox",
         "run designs even where the OS cannot isolate them (see `alma-tui doctor`)",
@@ -274,6 +280,9 @@ def field_spec(path: str) -> FieldSpec:
         elif origin is Literal:
             choices = tuple(str(a) for a in get_args(hint))
             hint = str
+        elif origin is list:  # a repeatable flag
+            hint = list
+            break
         else:
             break
     # annotated-types types its bounds as "comparable"; on these fields they are numbers
@@ -324,6 +333,8 @@ def env_values(env: Mapping[str, str], paths: tuple[str, ...] | None = None) -> 
         value: Any = text
         if f.path == "env_file":
             value = str(Path(text).expanduser().resolve())
+        if f.path == "seed_designs":  # several files, separated like PATH
+            value = [str(Path(t).expanduser().resolve()) for t in text.split(os.pathsep) if t]
         out[f.path] = (value, f.env)
     return out
 

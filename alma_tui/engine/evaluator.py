@@ -112,6 +112,9 @@ class Hooks:
     design_log: Callable[[str], None] | None = None
     design_llm: Callable[[str, str | None], str] | None = None
     design_embed: Callable[[list[str]], list[list[float]]] | None = None
+    #: the acting agent for this evaluation (each design its own, so concurrent children's calls
+    #: are charged to the right design); None: the evaluator's
+    agent: AgentFn | None = None
 
 
 def split_tasks(domain: Domain, settings: EvalSettings) -> tuple[list[TaskSpec], list[TaskSpec]]:
@@ -232,6 +235,7 @@ class Evaluator:
                 )
             )
             seed = episode_seed(settings.seed, phase, run, task.task_id)
+            agent = hooks.agent or self.agent
 
             def step_hook(i: int, action: str, obs: str, reward: float) -> None:
                 if stopped():
@@ -245,7 +249,7 @@ class Evaluator:
                     task,
                     self.domain,
                     memory,
-                    lambda msgs: self.agent(msgs, seed),
+                    lambda msgs: agent(msgs, seed),
                     on_step=step_hook,
                     history=settings.agent_history,
                 )

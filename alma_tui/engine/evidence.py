@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 from alma_tui.design_api import Episode as ApiEpisode
@@ -24,19 +25,22 @@ class Evidence:
         self.calls = calls
         self.steering = steering
         self._vdata: tuple[list[ApiEpisode], list[Query]] | None = None
+        self._vlock = threading.Lock()
 
-    def validation_data(self) -> tuple[list[ApiEpisode], list[Query]]:
-        """A few real episodes of the domain (made once per engine), to validate designs on."""
-        if self._vdata is None:
-            calls = self.calls
-            self._vdata = synthetic_episodes(
-                self.ctx.domain,
-                lambda m, s: calls.agent_complete(m, s),
-                n=2,
-                seed=self.ctx.config.seed,
-                history=self.ctx.config.eval.agent_history,
-            )
-        return self._vdata
+    def validation_data(self, design_id: str | None = None) -> tuple[list[ApiEpisode], list[Query]]:
+        """A few real episodes of the domain (made once per engine, by the first design that needs
+        them, which their calls are charged to), to validate designs on."""
+        with self._vlock:  # concurrent children wait for the one making them
+            if self._vdata is None:
+                calls = self.calls
+                self._vdata = synthetic_episodes(
+                    self.ctx.domain,
+                    lambda m, s: calls.agent_complete(m, s, design_id=design_id),
+                    n=2,
+                    seed=self.ctx.config.seed,
+                    history=self.ctx.config.eval.agent_history,
+                )
+            return self._vdata
 
     def parent_info(self, parent: Design) -> ParentInfo:
         ctx = self.ctx

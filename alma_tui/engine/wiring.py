@@ -66,7 +66,7 @@ class ModelCalls:
             raise reason
 
     def agent_complete(self, messages: Messages, seed: int, design_id: str | None = None) -> str:
-        # designs are processed one at a time, so the one in progress owns the agent's calls
+        # without a design id (a caller outside any design), the design in progress owns the call
         model = self.ctx.config.agent_model
         return self.llm.complete(
             messages,
@@ -157,6 +157,14 @@ class ModelCalls:
         def design_log(line: str) -> None:
             ctx.emit("design.log", sanitize(line)[:1000], design_id)
 
+        def agent(messages: Messages, seed: int) -> str:
+            return self.agent_complete(messages, seed, design_id=design_id)
+
         return Hooks(
-            on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm, design_embed=design_embed
+            on_step=step,
+            on_episode=episode,
+            design_log=design_log,
+            design_llm=design_llm,
+            design_embed=design_embed,
+            agent=agent,
         )
