@@ -83,8 +83,8 @@ def test_concurrent_children_charge_their_own_design_and_commit_in_order(repo: P
     assert sorted(r.task for r in rows if r.role == "meta") == ["analyze", "analyze", "write", "write"]
     assert {r.prompt_version for r in rows if r.role == "meta"} == {PROMPT_VERSION}
     # the second analysis shared the first one's stable prefix: the server read it from its cache
-    analyses = [r for r in rows if r.task == "analyze"]
-    assert analyses[0].cached_tokens == 0 < analyses[1].cached_tokens < analyses[1].prompt_tokens
+    first, second = sorted((r for r in rows if r.task == "analyze"), key=lambda r: r.cached_tokens)
+    assert first.cached_tokens == 0 < second.cached_tokens < second.prompt_tokens
     assert 0 < total["cache_hit_rate"] < 1
 
 

@@ -52,7 +52,7 @@ class HistoryPolicy:
     summarize: bool  # older exchanges folded into a summary (else dropped)
 
 
-SUMMARY_KEEP = 2  # verbatim exchanges of ``summary``: chosen by measurement (benchmarks/README.md)
+SUMMARY_KEEP = 2  # verbatim exchanges of ``summary``; 1, 2 and 4 had success within noise (benchmarks/README.md)
 DEFAULT_HISTORY = "summary"
 
 

@@ -129,8 +129,15 @@ class ModelCalls:
                 reward=reward,
             )
 
+        done = [0]  # this design's episodes (children evaluated at once each count their own)
+        total = cfg.eval.n_collection + cfg.eval.n_deployment * cfg.eval.runs
+        lock = threading.Lock()
+
         def episode(rec: EpisodeRecord) -> None:
-            ctx.progress.episodes_done += 1
+            with lock:
+                done[0] += 1
+                n = done[0]
+            ctx.progress.episodes_done = n
             mark = "success" if rec.success else ("error: " + rec.error if rec.error else "failed")
             ctx.emit(
                 "episode.done",
@@ -141,8 +148,8 @@ class ModelCalls:
                 task_id=rec.task_id,
                 success=rec.success,
                 steps=rec.steps,
-                done=ctx.progress.episodes_done,
-                total=ctx.progress.episodes_total,
+                done=n,
+                total=total,
             )
 
         def design_llm(prompt: str, system: str | None) -> str:
