@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,6 +73,19 @@ def _repo_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def checked(check: Callable[[Any], Any]) -> Callable[[str], str]:
+    """An argparse type from a setting's validator: its ValueError becomes the usage error."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
 def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
     """One flag per setting, derived from ``SearchConfig``: its name from ``FLAGS``, its type,
     range and choices from the field's annotation (so the CLI cannot drift from the settings)."""
@@ -86,6 +100,9 @@ def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
         kw: dict[str, Any] = {"dest": flag.dest, "default": None, "help": flag.help}
         if spec.kind is bool:
             kw["action"] = "store_true"
+        elif spec.kind is list:
+            kw["action"] = "append"
+            kw["metavar"] = "FILE"
         elif spec.choices is not None:
             kw["choices"] = list(spec.choices)
         elif spec.kind is int:
@@ -98,6 +115,8 @@ def _setting_args(p: argparse.ArgumentParser, paths: tuple[str, ...]) -> None:
                 float(spec.le if spec.le is not None else math.inf),
                 low_open=spec.gt is not None,
             )
+        elif spec.check is not None:
+            kw["type"] = checked(spec.check)
         p.add_argument(flag.flag, **kw)
 
 
@@ -346,6 +365,8 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
         }
         if env_file := flags.get("env_file"):
             flags["env_file"] = str(Path(env_file).expanduser().resolve())
+        if seeds := flags.get("seed_designs"):
+            flags["seed_designs"] = [str(Path(f).expanduser().resolve()) for f in seeds]
         return resolve(
             repo,
             flags=flags,

@@ -7,6 +7,7 @@ best so far). Without a terminal (nohup, CI) rich drops the bar and keeps the li
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -48,8 +49,10 @@ class HeadlessReporter:
             console=self.console,
             transient=True,
         )
-        self.task: Any = None
+        self.tasks: dict[str | None, Any] = {}  # one bar per design under evaluation (children run at once)
+        self.done: dict[str | None, int] = {}
         self.search: Any = None
+        self._lock = threading.Lock()  # events come from every running child's threads
 
     def start(self, search: Any) -> None:
         self.search = search
@@ -65,19 +68,24 @@ class HeadlessReporter:
         return f"best {p.best_id} {p.best_score:.3f}"
 
     def event(self, kind: str, message: str, design_id: str | None, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._event(kind, message, design_id, data)
+
+    def _event(self, kind: str, message: str, design_id: str | None, data: dict[str, Any]) -> None:
         if kind == "design.evaluating":
             p = self.search.progress
             desc = f"iter {p.iteration}/{p.iterations} · {design_id} evaluating"
-            if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(desc, total=data.get("total", 0), best=self._best())
+            if design_id in self.tasks:
+                self.progress.remove_task(self.tasks.pop(design_id))
+            self.tasks[design_id] = self.progress.add_task(desc, total=data.get("total", 0), best=self._best())
+            self.done[design_id] = 0
             return
-        if kind == "episode.done" and self.task is not None:
-            self.progress.update(self.task, completed=data.get("done", 0), best=self._best())
+        if kind == "episode.done" and design_id in self.tasks:
+            self.done[design_id] += 1
+            self.progress.update(self.tasks[design_id], completed=self.done[design_id], best=self._best())
             return
-        if kind in ("design.accepted", "design.rejected") and self.task is not None:
-            self.progress.remove_task(self.task)
-            self.task = None
+        if kind in ("evaluation.done", "design.accepted", "design.rejected") and design_id in self.tasks:
+            self.progress.remove_task(self.tasks.pop(design_id))
         style = SHOWN.get(kind)
         if style is not None:
             # the message holds model- and user-written text: neither markup nor escapes
@@ -93,6 +101,8 @@ class HeadlessReporter:
         t = run_totals(search.store)
         calls, tokens = int(t["calls"]), int(t["prompt_tokens"] + t["completion_tokens"])
         cost = f"${t['cost_usd']:.4f}" + (" (partial: some models have no price)" if t["unknown_cost_calls"] else "")
+        if t["cached_tokens"]:
+            cost += f" ({t['cache_hit_rate']:.0%} of prompt tokens from the provider's cache)"
         self.console.print(
             f"[bold]{status}[/]: {run.iterations_done}/{run.iterations_target} iterations · "
             f"best {search.progress.best_id} {search.progress.best_score or 0:.3f} · "

@@ -7,6 +7,7 @@ with litellm over real HTTP, with no key and no network. Point it at a real
 provider to measure a real run (this spends money):
 
     python benchmarks/real_protocol.py                      # stub server, default protocol sizes
+    python benchmarks/real_protocol.py --agent-history 20   # the 20-exchange window of earlier releases
     python benchmarks/real_protocol.py --meta-model openai/gpt-5 --agent-model openai/gpt-5-nano \
         --iterations 1 --budget-usd 2
 """
@@ -35,6 +36,8 @@ def main() -> int:
     ap.add_argument("--deployment", type=int, default=12)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--budget-usd", type=float, default=None)
+    ap.add_argument("--agent-history", default=None, help="N | summary | summary:N (default: the run's default)")
+    ap.add_argument("--parallel-children", type=int, default=None)
     ap.add_argument("--repo", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -54,12 +57,14 @@ def main() -> int:
                 "openai/stub-meta": {
                     "input_cost_per_token": 1.25e-6,
                     "output_cost_per_token": 1e-5,
+                    "cache_read_input_token_cost": 1.25e-7,
                     "litellm_provider": "openai",
                     "mode": "chat",
                 },
                 "openai/stub-agent": {
                     "input_cost_per_token": 5e-8,
                     "output_cost_per_token": 4e-7,
+                    "cache_read_input_token_cost": 5e-9,
                     "litellm_provider": "openai",
                     "mode": "chat",
                 },
@@ -92,6 +97,10 @@ def main() -> int:
         argv += ["--api-base", args.api_base]
     if args.budget_usd is not None:
         argv += ["--budget-usd", str(args.budget_usd)]
+    if args.agent_history is not None:
+        argv += ["--agent-history", args.agent_history]
+    if args.parallel_children is not None:
+        argv += ["--parallel-children", str(args.parallel_children)]
     started = time.perf_counter()
     rc = cli(argv)
     wall = time.perf_counter() - started
@@ -117,20 +126,41 @@ def main() -> int:
             if did in designs
         },
     }
+    finished = [t for t in out["designs"].values() if t["status"] in ("accepted", "rejected")]
+    if finished:
+        n = len(finished)
+        out["per_design"] = {
+            "designs": n,
+            "tokens": round(sum(t["tokens"] for t in finished) / n),
+            "prompt_tokens": round(sum(t["prompt_tokens"] for t in finished) / n),
+            "cached_tokens": round(sum(t["cached_tokens"] for t in finished) / n),
+            "cost_usd": sum(t["cost_usd"] for t in finished) / n,
+            "calls": round(sum(t["calls"] for t in finished) / n),
+        }
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"\nstatus {out['status']} in {out['wall_s']}s; repo {repo}")
-    print(f"{'design':7} {'origin':8} {'status':9} {'calls':>6} {'tokens':>9} {'reason':>7} {'cost $':>8}  by role")
+    print(
+        f"{'design':7} {'origin':8} {'status':9} {'calls':>6} {'tokens':>9} {'cached':>9} {'reason':>7} {'cost $':>8}"
+        "  by role"
+    )
     for did, t in out["designs"].items():
         roles = ", ".join(f"{r} {v['calls']}c/{v['tokens']}t" for r, v in sorted(t["by_role"].items()))
         print(
-            f"{did:7} {t['origin']:8} {t['status']:9} {t['calls']:6d} {t['tokens']:9,d} {t['reasoning_tokens']:7d} "
-            f"{t['cost_usd']:8.4f}  {roles}"
+            f"{did:7} {t['origin']:8} {t['status']:9} {t['calls']:6d} {t['tokens']:9,d} {t['cached_tokens']:9,d} "
+            f"{t['reasoning_tokens']:7d} {t['cost_usd']:8.4f}  {roles}"
+        )
+    if "per_design" in out:
+        p = out["per_design"]
+        print(
+            f"per finished design ({p['designs']}): {p['calls']} calls, {p['tokens']:,} tokens "
+            f"({p['cached_tokens']:,} of {p['prompt_tokens']:,} prompt tokens cached), ${p['cost_usd']:.4f}"
         )
     for role, t in sorted(out["roles"].items()):
         print(
-            f"role {role:7} {t['calls']:6d} calls {t['tokens']:10,d} tokens ${t['cost_usd']:.4f} retries {t['retries']}"
+            f"role {role:7} {t['calls']:6d} calls {t['tokens']:10,d} tokens ${t['cost_usd']:.4f} "
+            f"cache hit {t['cache_hit_rate']:.0%} retries {t['retries']}"
         )
     return 0
 

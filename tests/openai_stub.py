@@ -119,8 +119,28 @@ def _kind(messages: list[dict]) -> str:
     return "design"
 
 
+#: OpenAI's automatic prompt caching: prefixes of at least 1024 tokens, matched in 128-token steps
+CACHE_MIN_TOKENS = 1024
+CACHE_STEP_TOKENS = 128
+
+
+def _prompt_text(model: str, messages: list[dict]) -> str:
+    parts = [model]
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):  # content blocks (cache-marked): their text, markers aside
+            content = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+        parts.append(f"{m.get('role')}:{content or ''}")
+    return "\n".join(parts)
+
+
 class StubServer:
-    """``with StubServer() as s: ... s.base_url`` ("http://127.0.0.1:PORT/v1")."""
+    """``with StubServer() as s: ... s.base_url`` ("http://127.0.0.1:PORT/v1").
+
+    Like OpenAI it caches prompt prefixes on its own: a request whose first 1024+ tokens
+    (``len // 4``) were the start of an earlier request's prompt reports them, in 128-token steps,
+    as ``usage.prompt_tokens_details.cached_tokens``.
+    """
 
     def __init__(self, reasoning_tokens: int = 7) -> None:
         self.scripts: dict[str, deque] = {k: deque() for k in ("analyze", "write", "repair", "agent", "design")}
@@ -130,6 +150,7 @@ class StubServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._prefixes: set[bytes] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -151,6 +172,23 @@ class StubServer:
 
             return choose_action(messages, 0)
         return "a short note from the stub"
+
+    def cached_tokens(self, text: str) -> int:
+        """Tokens of the longest cached prefix of ``text``; every prefix of it is cached afterwards."""
+        step, first = 4 * CACHE_STEP_TOKENS, 4 * CACHE_MIN_TOKENS
+        h = hashlib.sha1()
+        pos = best = 0
+        seen: list[bytes] = []
+        for end in range(first, len(text) + 1, step):
+            h.update(text[pos:end].encode())
+            pos = end
+            seen.append(h.digest())
+        with self._lock:
+            for i, d in enumerate(seen):
+                if d in self._prefixes:
+                    best = first + i * step
+            self._prefixes.update(seen)
+        return best // 4
 
     def _next(self, kind: str) -> Any:
         with self._lock:
@@ -246,8 +284,10 @@ class StubServer:
         text = answer if isinstance(answer, str) else self.default_answer(kind, messages)
         rec.answered = text
         prompt_tokens = sum(_tokens(str(m.get("content") or "")) for m in messages)
+        cached = min(prompt_tokens, self.cached_tokens(_prompt_text(str(body.get("model")), messages)))
         usage = {
             "prompt_tokens": prompt_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens": _tokens(text) + self.reasoning_tokens,
             "total_tokens": prompt_tokens + _tokens(text) + self.reasoning_tokens,
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},

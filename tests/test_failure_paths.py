@@ -163,7 +163,7 @@ def test_the_budget_reaches_its_handler_from_the_prompt_example(seeded: Path, mo
     from alma_tui.llm.client import BudgetExceeded
 
     calls = _fail_once(monkeypatch, evidence, "synthetic_episodes", BudgetExceeded("token budget 1000 reached"))
-    status, designs, events = _run(seeded, 1)
+    status, designs, events = _run(seeded, 1, parallel_children=1)  # one child at a time: d003 meets it
     assert calls[0] == 1 and status == "budget"
     assert events[-1].message == "run budget: token budget 1000 reached"
     d003 = next(d for d in designs if d.id == "d003")

@@ -389,10 +389,14 @@ def test_write_prompt_shows_builtin_examples_and_a_real_episode() -> None:
             "query": {"goal": "put a hot apple in fridge 1"},
         },
     )
-    text = prompts.write_messages(parent, "{}")[1]["content"]
+    messages = prompts.write_messages(parent, "{}")
+    text = messages[1]["content"]
     assert "### EXAMPLE DESIGNS" in text and "built-in design `dynamic_cheatsheet`" in text
-    assert "built-in design `trajectory_retrieval`" not in text  # the parent itself is not repeated
     assert "### EXAMPLE EPISODE" in text and "put a clean mug in coffeemachine 1" in text
+    # prompt caching: the first user message is the same for every parent, the parent comes after it
+    other = ParentInfo(design_id="d007", title="u", code="class X: pass", example_episode=parent.example_episode)
+    assert prompts.write_messages(other, '{"x": 1}')[:2] == messages[:2]
+    assert "### PARENT CODE" in messages[2]["content"] and "### PARENT CODE" not in text
     task, sections = prompts.parse_prompt(prompts.write_messages(parent, "{}"))
     assert task == "write" and "PARENT CODE" in sections and "ANALYSIS" in sections
 

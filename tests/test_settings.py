@@ -79,6 +79,10 @@ def _value_for(action: argparse.Action, tmp_path: Path, baseline: dict[str, Any]
     flag = action.option_strings[-1]
     if action.nargs == 0:  # store_true
         return [flag]
+    if isinstance(action, argparse._AppendAction):  # a repeatable file flag (--seed-design)
+        f = tmp_path / f"{action.dest}.py"
+        f.write_text("")
+        return [flag, str(f.resolve())]
     if action.choices:
         return [flag, str(list(action.choices)[-1])]  # the last choice is never the default
     if action.type is Path:
@@ -115,6 +119,8 @@ def test_every_run_flag_reaches_the_engine(
     got = _flat(engine_settings(argv, engine_capture, tui=mode == "tui"))
     changed = {k: v for k, v in got.items() if baseline.get(k) != v}
     given = True if len(args) == 1 else (action.type or str)(args[1])
+    if isinstance(action, argparse._AppendAction):
+        given = [given]
     given = str(given) if isinstance(given, Path) else given
     assert given in changed.values(), f"{' '.join(args)} did not reach the {mode} engine: changed {changed}"
     if mode == "tui":  # and the TUI's engine runs with exactly what a headless run would

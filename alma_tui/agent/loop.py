@@ -3,8 +3,14 @@
 Shared by every acting model (a litellm model or the offline policy), so the
 rules live here once: how an answer maps to an admissible action, what an
 unmatched answer costs (a step, like the reference), and how the chat is kept
-small enough for long episodes (system prompt + goal message + the last
-``HISTORY_STEPS`` exchanges).
+small enough for long episodes: the history policy (``--agent-history``) keeps
+the system prompt, the goal message and the last N exchanges verbatim, and folds
+older exchanges into one short deterministic summary (each action and the first
+line of what it produced) or, with a plain window, drops them.
+
+The chat is ordered for provider-side prompt caching: what is stable comes first
+(instructions, then the episode's memory and first observation, then the summary
+that only grows), what changes every step last.
 
 ``Step.observation`` in the returned Episode is the observation *produced by*
 the step's action (ALFWorld logs read "action -> observation" this way).
@@ -16,15 +22,59 @@ import difflib
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from alma_tui.agent.prompt import step_message, system_prompt
+from alma_tui.agent.prompt import history_message, step_message, system_prompt
 from alma_tui.design_api import Episode, Query, Step
 from alma_tui.domains.base import Env, TaskSpec
 
-__all__ = ["CORRECTION", "HISTORY_STEPS", "match_action", "run_episode", "trim_history"]
+__all__ = [
+    "CORRECTION",
+    "DEFAULT_HISTORY",
+    "HISTORY_STEPS",
+    "HistoryPolicy",
+    "match_action",
+    "parse_history_policy",
+    "run_episode",
+    "trim_history",
+]
 
-HISTORY_STEPS = 20
+HISTORY_STEPS = 20  # the plain window of earlier releases (``--agent-history 20``)
+MAX_HISTORY = 1000
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    """How much of an episode's past the acting agent is shown at each step."""
+
+    keep: int  # exchanges kept verbatim
+    summarize: bool  # older exchanges folded into a summary (else dropped)
+
+
+SUMMARY_KEEP = 2  # verbatim exchanges of ``summary``; 1, 2 and 4 had success within noise (benchmarks/README.md)
+DEFAULT_HISTORY = "summary"
+
+
+def parse_history_policy(text: str | HistoryPolicy) -> HistoryPolicy:
+    """``N`` (the last N exchanges, older dropped), ``summary`` (the last two, older folded into a
+    summary) or ``summary:N``. Raises ValueError with what is accepted."""
+    if isinstance(text, HistoryPolicy):
+        return text
+    t = str(text).strip().lower()
+    summarize = t == "summary" or t.startswith("summary:")
+    num = t.removeprefix("summary").removeprefix(":") if summarize else t
+    try:
+        keep = int(num) if num else SUMMARY_KEEP
+    except ValueError:
+        keep = -1
+    if not 1 <= keep <= MAX_HISTORY:
+        raise ValueError(
+            f"agent history is a count of exchanges kept (1-{MAX_HISTORY}), 'summary', or 'summary:' and a count"
+        )
+    return HistoryPolicy(keep, summarize)
+
+
 FUZZY_CUTOFF = 0.8
 CORRECTION = "That is not an admissible action. Reply with exactly one action from the list below."
 
@@ -67,6 +117,20 @@ def trim_history(messages: list[dict], keep_steps: int = HISTORY_STEPS) -> list[
     return head + tail
 
 
+def _chat(
+    head: list[dict], exchanges: list[tuple[str, str]], pairs: list[tuple[str, str]], policy: HistoryPolicy
+) -> list[dict]:
+    """The chat for the next step: head, then (folded older exchanges), then the verbatim tail."""
+    tail = exchanges[-policy.keep :]
+    older = len(exchanges) - len(tail)
+    out = list(head)
+    if older and policy.summarize:
+        out.append({"role": "user", "content": history_message(pairs[:older])})
+    for answer, user in tail:
+        out += [{"role": "assistant", "content": answer}, {"role": "user", "content": user}]
+    return out
+
+
 def run_episode(
     env: Env,
     task: TaskSpec,
@@ -75,7 +139,7 @@ def run_episode(
     complete: Callable[[list[dict]], str],
     on_step: Callable[[int, str, str, float], None] | None = None,
     retrieve_each_step: Callable[[Query], str] | None = None,
-    keep_steps: int = HISTORY_STEPS,
+    history: str | HistoryPolicy = DEFAULT_HISTORY,
 ) -> tuple[Episode, dict]:
     """Run one episode; return the design_api Episode and an info dict
     (steps, success, score, wall_time, invalid_actions, memory_chars).
@@ -88,10 +152,14 @@ def run_episode(
     max_steps = int(getattr(domain, "max_steps", 30))
     obs0 = env.reset()
     goal = getattr(env, "goal", task.goal)
-    messages: list[dict] = [
+    policy = parse_history_policy(history)
+    head: list[dict] = [
         {"role": "system", "content": system_prompt(instructions, memory)},
         {"role": "user", "content": step_message(obs0, env.admissible_actions())},
     ]
+    exchanges: list[tuple[str, str]] = []  # (assistant answer, next user message) per step
+    pairs: list[tuple[str, str]] = []  # (action, observation) per step, for the summary
+    messages = head
     steps: list[Step] = []
     invalid = 0
     done = success = False
@@ -99,7 +167,8 @@ def run_episode(
     for i in range(max_steps):
         if retrieve_each_step is not None and i > 0:
             mem = retrieve_each_step(Query(goal, obs, list(steps), i, getattr(domain, "name", ""), task.task_id))
-            messages[0] = {"role": "system", "content": system_prompt(instructions, mem)}
+            head[0] = {"role": "system", "content": system_prompt(instructions, mem)}
+            messages = _chat(head, exchanges, pairs, policy)
         admissible = env.admissible_actions()
         answer = complete(messages)
         action = match_action(answer, admissible)
@@ -113,9 +182,9 @@ def run_episode(
         if done:
             break
         shown = obs if action is not None else f"{obs}\n{CORRECTION}"
-        messages.append({"role": "assistant", "content": answer})
-        messages.append({"role": "user", "content": step_message(shown, env.admissible_actions())})
-        messages = trim_history(messages, keep_steps)
+        exchanges.append((answer, step_message(shown, env.admissible_actions())))
+        pairs.append((steps[-1].action, shown))
+        messages = _chat(head, exchanges, pairs, policy)
     score = float(env.score())
     episode = Episode(
         domain=getattr(domain, "name", ""),

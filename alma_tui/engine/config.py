@@ -22,14 +22,15 @@ import json
 import os
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 from annotated_types import Ge, Gt, Le
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alma_tui.agent.loop import HISTORY_STEPS
 from alma_tui.engine.archive import SelectionParams
 from alma_tui.engine.evaluator import EvalSettings
 
@@ -72,11 +73,13 @@ class SearchConfig(BaseModel):
     meta_temperature: Annotated[float, Ge(0), Le(2)] | None = None
     agent_temperature: Annotated[float, Ge(0), Le(2)] | None = None
     max_concurrent_llm: Annotated[int, Ge(1), Le(1024)] = 8  # requests in flight per model
+    parallel_children: Annotated[int, Ge(1), Le(64)] | None = None  # None: parents, capped by max_concurrent_llm
     llm_timeout_s: Annotated[float, Gt(0), Le(86_400)] = 120.0
     llm_retries: Annotated[int, Ge(0), Le(100)] = 4  # retries on 429/5xx/timeouts before an outage pause
     skip_model_check: bool = False  # accept model names litellm does not know (this start only: not stored)
     allow_weak_sandbox: bool = False  # run designs without OS isolation where the machine has none (this start only)
     outage_wait_s: Annotated[float, Gt(0)] = 30.0  # first retry after an outage pause (doubles, capped)
+    seed_designs: list[str] = Field(default_factory=list)  # user designs (.py) for a new search's initial archive
     params: SelectionParams = Field(default_factory=SelectionParams)
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
@@ -102,12 +105,16 @@ class SearchConfig(BaseModel):
         data = json.loads(text or "{}")
         if not isinstance(data, dict):
             raise ValueError("the settings are not a JSON object")
+        ev = data.get("eval")
+        if isinstance(ev, dict) and "agent_history" not in ev:
+            # stored before the history policy existed: its scores came from the plain 20-step window
+            data["eval"] = {**ev, "agent_history": str(HISTORY_STEPS)}
         return cls.model_validate(_known(data))
 
 
 #: settings of one start, never stored in the repo (a resume does not inherit them); running
 #: untrusted designs without OS isolation is a decision made each time, not a property of a repo
-TRANSIENT = ("skip_model_check", "allow_weak_sandbox")
+TRANSIENT = ("skip_model_check", "allow_weak_sandbox", "seed_designs")
 
 
 # -- flags ------------------------------------------------------------------------------------------
@@ -182,6 +189,23 @@ FLAGS: tuple[Flag, ...] = (
         score=True,
     ),
     Flag(
+        "eval.agent_history",
+        "--agent-history",
+        "acting agent's chat history: N (last N exchanges), summary (last 2, older folded into a "
+        "summary; default) or summary:N",
+        score=True,
+    ),
+    Flag(
+        "parallel_children",
+        "--parallel-children",
+        "children of an iteration proposed and evaluated at once (default: parents, capped by --max-concurrent-llm)",
+    ),
+    Flag(
+        "seed_designs",
+        "--seed-design",
+        "a memory design (.py) to add to a new search's initial archive, validated in the sandbox first (repeatable)",
+    ),
+    Flag(
         "allow_weak_sandbox",
         "--allow-weak-sandbox",
         "run designs even where the OS cannot isolate them (see `alma-tui doctor`)",
@@ -213,6 +237,7 @@ EVAL_PATHS = (
     "eval.n_deployment",
     "seed",
     "eval.protocol",
+    "eval.agent_history",
     "allow_weak_sandbox",
 )
 #: given on the command line only (it says where the stored settings are)
@@ -225,6 +250,7 @@ class FieldSpec:
 
     kind: type  # bool, int, float, str or Path
     choices: tuple[str, ...] | None = None
+    check: Callable[[Any], Any] | None = None  # a text setting's own validator (its ValueError says why)
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
@@ -238,6 +264,7 @@ def field_spec(path: str) -> FieldSpec:
     hint = get_type_hints(owner, include_extras=True)[name]
     ge = gt = le = None
     choices = None
+    check = None
     while True:
         origin = get_origin(hint)
         if origin is Annotated:
@@ -246,18 +273,23 @@ def field_spec(path: str) -> FieldSpec:
                 ge = m.ge if isinstance(m, Ge) else ge
                 gt = m.gt if isinstance(m, Gt) else gt
                 le = m.le if isinstance(m, Le) else le
+                check = cast("Callable[[Any], Any]", m.func) if isinstance(m, AfterValidator) else check
             hint = base
         elif origin in (Union, types.UnionType):
             hint = next(a for a in get_args(hint) if a is not type(None))
         elif origin is Literal:
             choices = tuple(str(a) for a in get_args(hint))
             hint = str
+        elif origin is list:  # a repeatable flag
+            hint = list
+            break
         else:
             break
     # annotated-types types its bounds as "comparable"; on these fields they are numbers
     return FieldSpec(
         kind=hint,
         choices=choices,
+        check=check,
         ge=cast("float | None", ge),
         gt=cast("float | None", gt),
         le=cast("float | None", le),
@@ -301,6 +333,8 @@ def env_values(env: Mapping[str, str], paths: tuple[str, ...] | None = None) -> 
         value: Any = text
         if f.path == "env_file":
             value = str(Path(text).expanduser().resolve())
+        if f.path == "seed_designs":  # several files, separated like PATH
+            value = [str(Path(t).expanduser().resolve()) for t in text.split(os.pathsep) if t]
         out[f.path] = (value, f.env)
     return out
 

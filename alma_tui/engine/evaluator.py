@@ -25,14 +25,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
+from pydantic import AfterValidator
 
-from alma_tui.agent.loop import run_episode
+from alma_tui.agent.loop import DEFAULT_HISTORY, parse_history_policy, run_episode
 from alma_tui.design_api import Episode, Query
 from alma_tui.domains.base import Domain, TaskSpec
 from alma_tui.sandbox import DesignFailure, SandboxedDesign, SandboxLimits
 
 #: complete(messages, seed) -> answer text of the acting model
 AgentFn = Callable[[list[dict[str, Any]], int], str]
+
+
+def _history(value: str) -> str:
+    parse_history_policy(value)  # ValueError names what is accepted
+    return value
 
 
 @dataclass
@@ -45,6 +51,8 @@ class EvalSettings:
     seed: Annotated[int, Ge(0), Le(2**32 - 1)] = 0
     concurrency: Annotated[int, Ge(1), Le(256)] = 4
     protocol: Literal["batched", "sequential"] = "batched"
+    # the acting agent's chat history: N | summary | summary:N (alma_tui.agent.loop.parse_history_policy)
+    agent_history: Annotated[str, AfterValidator(_history)] = DEFAULT_HISTORY
 
     @property
     def n_tasks(self) -> int:
@@ -104,6 +112,9 @@ class Hooks:
     design_log: Callable[[str], None] | None = None
     design_llm: Callable[[str, str | None], str] | None = None
     design_embed: Callable[[list[str]], list[list[float]]] | None = None
+    #: the acting agent for this evaluation (each design its own, so concurrent children's calls
+    #: are charged to the right design); None: the evaluator's
+    agent: AgentFn | None = None
 
 
 def split_tasks(domain: Domain, settings: EvalSettings) -> tuple[list[TaskSpec], list[TaskSpec]]:
@@ -224,6 +235,7 @@ class Evaluator:
                 )
             )
             seed = episode_seed(settings.seed, phase, run, task.task_id)
+            agent = hooks.agent or self.agent
 
             def step_hook(i: int, action: str, obs: str, reward: float) -> None:
                 if stopped():
@@ -233,7 +245,13 @@ class Evaluator:
 
             try:
                 episode, _info = run_episode(
-                    env, task, self.domain, memory, lambda msgs: self.agent(msgs, seed), on_step=step_hook
+                    env,
+                    task,
+                    self.domain,
+                    memory,
+                    lambda msgs: agent(msgs, seed),
+                    on_step=step_hook,
+                    history=settings.agent_history,
                 )
             except (EvaluationCancelled, DesignFailure):
                 raise
@@ -290,7 +308,9 @@ class Evaluator:
         return [f.result() for f in futures]
 
 
-def synthetic_episodes(domain: Domain, agent: AgentFn, n: int = 2, seed: int = 0) -> tuple[list[Episode], list[Query]]:
+def synthetic_episodes(
+    domain: Domain, agent: AgentFn, n: int = 2, seed: int = 0, history: str = DEFAULT_HISTORY
+) -> tuple[list[Episode], list[Query]]:
     """Real episodes on a few train tasks, for validating a new design quickly."""
     tasks = list(domain.tasks("train", seed + 7919, n + 1))
     eps: list[Episode] = []
@@ -299,7 +319,7 @@ def synthetic_episodes(domain: Domain, agent: AgentFn, n: int = 2, seed: int = 0
         return agent(messages, seed)
 
     for t in tasks[:n]:
-        ep, _ = run_episode(domain.make_env(t), t, domain, "", act)
+        ep, _ = run_episode(domain.make_env(t), t, domain, "", act, history=history)
         eps.append(ep)
     queries = []
     for t in tasks[n:] or tasks[:1]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 from alma_tui.design_api import Episode as ApiEpisode
@@ -12,7 +13,7 @@ from alma_tui.design_api import Query
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import STOPS
 from alma_tui.engine.evaluator import synthetic_episodes
-from alma_tui.engine.meta_agent import ParentInfo
+from alma_tui.engine.meta_agent import Analysis, ParentInfo
 from alma_tui.engine.steering import Steering
 from alma_tui.engine.wiring import ModelCalls
 from alma_tui.store.models import Design
@@ -24,15 +25,22 @@ class Evidence:
         self.calls = calls
         self.steering = steering
         self._vdata: tuple[list[ApiEpisode], list[Query]] | None = None
+        self._vlock = threading.Lock()
 
-    def validation_data(self) -> tuple[list[ApiEpisode], list[Query]]:
-        """A few real episodes of the domain (made once per engine), to validate designs on."""
-        if self._vdata is None:
-            calls = self.calls
-            self._vdata = synthetic_episodes(
-                self.ctx.domain, lambda m, s: calls.agent_complete(m, s), n=2, seed=self.ctx.config.seed
-            )
-        return self._vdata
+    def validation_data(self, design_id: str | None = None) -> tuple[list[ApiEpisode], list[Query]]:
+        """A few real episodes of the domain (made once per engine, by the first design that needs
+        them, which their calls are charged to), to validate designs on."""
+        with self._vlock:  # concurrent children wait for the one making them
+            if self._vdata is None:
+                calls = self.calls
+                self._vdata = synthetic_episodes(
+                    self.ctx.domain,
+                    lambda m, s: calls.agent_complete(m, s, design_id=design_id),
+                    n=2,
+                    seed=self.ctx.config.seed,
+                    history=self.ctx.config.eval.agent_history,
+                )
+            return self._vdata
 
     def parent_info(self, parent: Design) -> ParentInfo:
         ctx = self.ctx
@@ -41,8 +49,11 @@ class Evidence:
         prev_improved = None
         if parent.analysis_json:
             try:
-                changes = json.loads(parent.analysis_json).get("suggested_changes") or []
+                data = json.loads(parent.analysis_json)
+                changes = data.get("suggested_changes") or []
                 prev_suggestion = "; ".join(c.get("what", "") for c in changes[:3]) or None
+                if prev_suggestion is None and data.get("unstructured"):  # a prose analysis: its opening
+                    prev_suggestion = Analysis.model_validate(data).top_suggestion() or None
             except (ValueError, AttributeError):
                 prev_suggestion = None
             gp = ctx.store.get_design(parent.parent_id) if parent.parent_id else None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 
 from alma_tui.designs import BUILTIN, builtin_source
 from alma_tui.engine.archive import Candidate, iteration_rng, probabilities, select_parents
@@ -20,7 +22,7 @@ from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
 from alma_tui.engine.heartbeat import Heartbeat
-from alma_tui.engine.meta_agent import MetaAgentError
+from alma_tui.engine.meta_agent import MetaAgentError, extract_title
 from alma_tui.engine.outage import OutagePolicy
 from alma_tui.engine.pipeline import FINAL_STATUSES, DesignPipeline
 from alma_tui.engine.recovery import Committer, recover
@@ -31,6 +33,7 @@ from alma_tui.failures import disk_full_message, disk_full_target
 from alma_tui.lineage import LineageError
 from alma_tui.llm.client import BudgetExceeded, LLMClient, ModelError, ProviderUnavailable
 from alma_tui.sandbox import SandboxLimits
+from alma_tui.sanitize import sanitize
 from alma_tui.store.models import Design, utcnow
 
 SEED_DESIGNS = ("no_memory", "trajectory_retrieval")
@@ -94,7 +97,7 @@ class Engine:
             return None if resumed else self._finish("stopped", "stopped while the model provider was unavailable")
         if isinstance(cause, BudgetExceeded):
             return self._finish("budget", str(cause))
-        if isinstance(cause, (MetaAgentError, ModelError, LineageError)):
+        if isinstance(cause, (MetaAgentError, ModelError, LineageError, SearchError)):  # one line each
             return self._finish("error", str(cause))
         if isinstance(cause, EvaluationCancelled):
             return self._finish("stopped", "interrupted; run again to resume")
@@ -138,14 +141,8 @@ class Engine:
             iteration = run.iterations_done + 1
             ctx.progress.iteration = iteration
             children = self._children_of(iteration) or self._select(iteration)
-            for child in children:
-                if child.status in FINAL_STATUSES:
-                    continue
-                if not self.steering.apply():  # "stop after the current evaluation"
-                    return self._finish("stopped", "stopped by the user")
-                if ctx.cancel.is_set():
-                    break
-                self.pipeline.process(child)
+            if not self._process_children(children):
+                return self._finish("stopped", "stopped by the user")
             if ctx.cancel.is_set():
                 break
             ctx.store.update_run(ctx.run_id, iterations_done=iteration)
@@ -154,12 +151,69 @@ class Engine:
             return self._finish("stopped", "interrupted; run again to resume")
         return self._finish("done", f"{ctx.config.iterations} iterations")
 
+    def parallel_children(self, n_parents: int) -> int:
+        """Children proposed and evaluated at once: --parallel-children, else the parents, capped
+        by --max-concurrent-llm (each child keeps model calls in flight)."""
+        cfg = self.ctx.config
+        k = cfg.parallel_children or n_parents
+        return max(1, min(k, cfg.max_concurrent_llm))
+
+    def _process_children(self, children: list[Design]) -> bool:
+        """Take an iteration's unfinished children through the pipeline, up to K at once; False
+        when the user stopped the search. Whatever order they finish in, accepted children are
+        committed in their order (d004 before d005), so the lineage does not depend on timing."""
+        ctx = self.ctx
+        todo = [c for c in children if c.status not in FINAL_STATUSES]
+        k = self.parallel_children(len(children))
+        if k <= 1 or len(todo) <= 1:
+            for child in todo:
+                if not self.steering.apply():  # "stop after the current evaluation"
+                    return False
+                if ctx.cancel.is_set():
+                    break
+                self.pipeline.process(child)
+            return True
+        stopped = False
+        errors: list[BaseException] = []
+        running: dict[Future[None], Design] = {}
+        with ThreadPoolExecutor(max_workers=k, thread_name_prefix="alma-child") as pool:
+            queue = list(todo)
+            while queue or running:
+                while queue and len(running) < k and not (stopped or errors or ctx.cancel.is_set()):
+                    if not self.steering.apply():  # stop: no new child starts, running ones finish
+                        stopped = True
+                        break
+                    child = queue.pop(0)
+                    fut = pool.submit(self.pipeline.process, child, commit=False, in_flight=len(running))
+                    running[fut] = child
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    running.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        errors.append(exc)
+        self._commit_in_order(children)
+        if errors:  # the budget, an outage or a crash: reported once every child stopped
+            raise errors[0]
+        return not stopped
+
+    def _commit_in_order(self, children: list[Design]) -> None:
+        for c in children:
+            d = self.ctx.store.get_design(c.id)
+            if d is not None and d.status == "accepted" and not d.commit:
+                self.pipeline.commit(d)
+
     # -- the archive ----------------------------------------------------------------------------
     def _seed_archive(self) -> None:
         """The no-memory normaliser and trajectory retrieval, evaluated before any search."""
         ctx = self.ctx
-        if not ctx.store.designs():
-            for name in SEED_DESIGNS:
+        existing = ctx.store.designs()
+        users = self._user_seeds(existing)
+        if not existing:
+            seeds = [("builtin", BUILTIN[name][0], builtin_source(name)) for name in SEED_DESIGNS]
+            for origin, title, code in seeds + users:
                 seq = ctx.store.next_design_seq()
                 ctx.store.add(
                     Design(
@@ -167,9 +221,9 @@ class Engine:
                         run_id=ctx.run_id,
                         seq=seq,
                         iteration=0,
-                        origin="builtin",
-                        title=BUILTIN[name][0],
-                        code=builtin_source(name),
+                        origin=origin,
+                        title=title,
+                        code=code,
                     )
                 )
         for d in ctx.store.designs():
@@ -180,6 +234,32 @@ class Engine:
             ctx.update_run(no_memory_score=nm.score)
         elif nm is not None and nm.status == "rejected":
             raise SearchError(f"the no-memory design failed to evaluate: {nm.error}")
+
+    def _user_seeds(self, existing: list[Design]) -> list[tuple[str, str, str]]:
+        """The --seed-design files as (origin, title, code), each validated in the sandbox before
+        anything is added; a resume passes them again, so one already in the archive is skipped."""
+        out = []
+        for path in self.ctx.config.seed_designs:
+            try:
+                code = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SearchError(
+                    f"--seed-design {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+                ) from exc
+            if any(d.code == code for d in existing):
+                continue
+            if existing:
+                raise SearchError(
+                    f"--seed-design {path}: seed designs join a search when it starts, and this archive has "
+                    f"{len(existing)} designs (start another --repo, or `alma-tui eval {path}`)"
+                )
+            self.ctx.emit("design.validating", f"seed design {path}: validating in the sandbox")
+            reason = self.pipeline.check(code)
+            if reason is not None:
+                raise SearchError(f"--seed-design {path} failed validation in the sandbox: {reason}")
+            title = extract_title("", code, fallback=Path(path).stem.replace("_", " "))
+            out.append(("user", sanitize(title, newlines=False)[:120], code))
+        return out
 
     def _children_of(self, iteration: int) -> list[Design]:
         return [d for d in self.ctx.store.designs() if d.iteration == iteration]

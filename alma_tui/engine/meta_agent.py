@@ -33,6 +33,7 @@ from alma_tui.sanitize import one_line
 
 __all__ = [
     "Analysis",
+    "AnalysisUnparsed",
     "ChangeSuggestion",
     "MetaAgent",
     "MetaAgentError",
@@ -49,6 +50,14 @@ MemoryLabel = Literal["useful", "potentially_useful", "irrelevant", "empty_or_ba
 
 class MetaAgentError(RuntimeError):
     """The meta model did not produce a usable answer (after the allowed retries)."""
+
+
+class AnalysisUnparsed(MetaAgentError):
+    """Every analysis answer failed the schema; ``raw`` is the last answer, for the text fallback."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message)
+        self.raw = raw
 
 
 @dataclass
@@ -284,6 +293,15 @@ class Analysis(BaseModel):
     structure_issues: list[str] = Field(default_factory=list)
     suggested_changes: list[ChangeSuggestion] = Field(default_factory=list)
     title_hint: str = ""
+    #: True when no answer fitted the schema and ``text`` is the model's analysis as written:
+    #: the child is still written from it (a real model's prose analysis is worth a child)
+    unstructured: bool = False
+    text: str = ""
+
+    @classmethod
+    def from_text(cls, raw: str) -> Analysis:
+        """The fallback analysis: the model's own words, stored as is and marked unstructured."""
+        return cls(unstructured=True, text=raw.strip())
 
     @model_validator(mode="before")
     @classmethod
@@ -323,12 +341,22 @@ class Analysis(BaseModel):
         """The highest-priority change as one line: it becomes the child's
         ``previous_suggestion`` so the next analysis can judge whether it helped."""
         if not self.suggested_changes:
+            if self.unstructured:  # the first line of prose that says something
+                first = next((ln.strip(" #*-") for ln in self.text.splitlines() if len(ln.strip(" #*-")) > 3), "")
+                return one_line(first, 200)
             return ""
         best = min(self.suggested_changes, key=lambda c: c.priority)
         return f"{best.what} (why: {best.why})" if best.why else best.what
 
     def to_markdown(self) -> str:
         """Human-readable form for ANALYSIS.md in the lineage repo."""
+        if self.unstructured:
+            return (
+                "# Analysis (unstructured)\n\nThe meta model's answer did not fit the analysis schema after its "
+                "retries; the child was written from this text, kept as the model wrote it.\n\n"
+                + self.text.rstrip()
+                + "\n"
+            )
         lines = ["# Analysis", "", "## Lessons from the previous suggestion", ""]
         lines.append(self.lessons_from_previous or "(none)")
         lines += ["", "## Suggested changes", ""]
@@ -529,14 +557,18 @@ class MetaAgent:
                 {"role": "assistant", "content": raw},
                 prompts.json_retry_message(error),
             ]
-        raise MetaAgentError(
+        raise AnalysisUnparsed(
             f"analysis of {parent.design_id} was not valid JSON for the schema after "
-            f"{self.max_json_retries + 1} attempts; last error: " + one_line(error.replace("\n", "; "), 300)
+            f"{self.max_json_retries + 1} attempts; last error: " + one_line(error.replace("\n", "; "), 300),
+            raws[-1] if raws else "",
         )
 
     def write(self, parent: ParentInfo, analysis: Analysis) -> tuple[str, str, str]:
         """(title, code, raw answer) of a child implementing ``analysis``."""
-        messages = prompts.write_messages(parent, analysis.model_dump_json(indent=1), self.seed)
+        if analysis.unstructured:
+            messages = prompts.write_messages(parent, analysis.text, self.seed, unstructured=True)
+        else:
+            messages = prompts.write_messages(parent, analysis.model_dump_json(indent=1), self.seed)
         raw = self.complete(messages)
         code = extract_code(raw)
         title = extract_title(raw, code, fallback=analysis.title_hint or "child design")

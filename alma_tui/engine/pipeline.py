@@ -15,7 +15,7 @@ from typing import Any
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed, Evaluator
 from alma_tui.engine.evidence import Evidence
-from alma_tui.engine.meta_agent import Analysis, MetaAgent, MetaAgentError
+from alma_tui.engine.meta_agent import Analysis, AnalysisUnparsed, MetaAgent, MetaAgentError
 from alma_tui.engine.recovery import Committer
 from alma_tui.engine.steering import Steering
 from alma_tui.engine.wiring import ModelCalls
@@ -49,12 +49,17 @@ class DesignPipeline:
         self.limits = limits
         self.evidence = Evidence(ctx, calls, steering)
 
-    def process(self, d: Design) -> None:
+    def process(self, d: Design, *, commit: bool = True, in_flight: int = 0) -> None:
+        """Take ``d`` as far as it goes. ``commit=False`` leaves an accepted design for the caller to
+        commit (concurrent children are committed in their order); ``in_flight`` designs running
+        beside this one count against the budget check (each is expected to cost the median)."""
         ctx, cfg = self.ctx, self.ctx.config
         ctx.progress.design_id = d.id
         if d.origin == "meta" and not d.analysis_json and (cfg.budget_usd is not None or cfg.budget_tokens is not None):
             usd, tokens = estimate_next_design(ctx.store)  # stop before a design that would not fit
-            self.calls.llm.ensure_room(usd, tokens, what=f"{d.id} (median cost of a finished design)")
+            n = in_flight + 1
+            what = f"{d.id} (median cost of a finished design" + (f", x{n} with those running)" if n > 1 else ")")
+            self.calls.llm.ensure_room(usd * n, tokens * n, what=what)
         if d.origin == "meta":
             d = self.propose(d)
             if d.status == "rejected":
@@ -63,7 +68,7 @@ class DesignPipeline:
             d = self.validate(d)
             if d.status == "rejected" or ctx.cancel.is_set():
                 return
-        self.evaluate(d)
+        self.evaluate(d, commit=commit)
 
     # -- proposal -------------------------------------------------------------------------------
     def propose(self, d: Design) -> Design:
@@ -78,6 +83,17 @@ class DesignPipeline:
             ctx.emit("design.analyzing", f"{d.id}: analyzing parent {parent.id}", d.id, parent=parent.id)
             try:
                 analysis, raw = meta.analyze(info)
+            except AnalysisUnparsed as exc:
+                if not exc.raw.strip():
+                    return self.reject(d, f"meta agent failed: {exc}")
+                # a prose analysis is still worth a child: write it from the text, stored as is and marked
+                analysis, raw = Analysis.from_text(exc.raw), exc.raw
+                ctx.emit(
+                    "design.analysis_unstructured",
+                    f"{d.id}: analysis kept as text ({one_line(exc, 240)}); writing the child from it",
+                    d.id,
+                    error=one_line(exc, 1000),
+                )
             except MetaAgentError as exc:
                 return self.reject(d, f"meta agent failed: {exc}")
             d = ctx.store.update_design(d.id, analysis_json=analysis.model_dump_json(), analysis_raw=raw)
@@ -94,12 +110,33 @@ class DesignPipeline:
         return d
 
     # -- validation and repair ------------------------------------------------------------------
+    def check(self, code: str) -> str | None:
+        """Why ``code`` fails validation in the sandbox (one line), or None when it passes: a
+        user's seed design is checked before it joins the archive."""
+        episodes, queries = self.evidence.validation_data()
+        hooks = self.calls.hooks("seed")
+        try:
+            validate_design(
+                code,
+                episodes=episodes,
+                queries=queries,
+                llm=hooks.design_llm,
+                embed=hooks.design_embed,
+                log=hooks.design_log,
+                limits=replace(self.limits, call_timeout_s=10.0),
+            )
+        except DesignFailure as exc:
+            self.calls.stopped()
+            return one_line(exc.reason, 300)
+        self.calls.stopped()
+        return None
+
     def validate(self, d: Design) -> Design:
         """Run the design on a few real episodes in the sandbox; repair up to max_repairs times."""
         ctx, max_repairs = self.ctx, self.ctx.config.max_repairs
         d = ctx.store.update_design(d.id, status="validating")
         ctx.emit("design.validating", f"{d.id}: validating in the sandbox", d.id)
-        episodes, queries = self.evidence.validation_data()
+        episodes, queries = self.evidence.validation_data(d.id)
         hooks = self.calls.hooks(d.id)
         limits = replace(self.limits, call_timeout_s=10.0)
         code = d.code
@@ -190,7 +227,7 @@ class DesignPipeline:
         return d
 
     # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, d: Design) -> None:
+    def evaluate(self, d: Design, commit: bool = True) -> None:
         ctx, cfg = self.ctx, self.ctx.config
         d = ctx.store.update_design(d.id, status="evaluating")
         ev = Evaluation(
@@ -222,9 +259,9 @@ class DesignPipeline:
             ctx.store.fail_evaluation(ev.id, exc.reason)
             self.reject(d, f"failed evaluation: {exc.reason}", exc.detail)
             return
-        self.accept(d, ev, result)
+        self.accept(d, ev, result, commit=commit)
 
-    def accept(self, d: Design, ev: Evaluation, result: EvalResult) -> None:
+    def accept(self, d: Design, ev: Evaluation, result: EvalResult, commit: bool = True) -> None:
         ctx = self.ctx
         memory = json.dumps(result.memory, default=str)
         if len(memory) > MEMORY_JSON_MAX:
@@ -249,15 +286,20 @@ class DesignPipeline:
             score_se=result.score_se,
             run_scores=result.run_scores,
         )
-        ctx.store.update_design(d.id, **self.spend(d.id))
-        commit = self.committer.commit(design)
-        ctx.emit(
+        design = ctx.store.update_design(d.id, **self.spend(d.id))
+        if commit:
+            self.commit(design)
+
+    def commit(self, design: Design) -> None:
+        """The accepted design's commit, its event, and the best branch after it."""
+        sha = self.committer.commit(design)
+        self.ctx.emit(
             "design.accepted",
-            f"{d.id} accepted: {d.title} ({result.score:.3f})",
-            d.id,
+            f"{design.id} accepted: {design.title} ({design.score or 0.0:.3f})",
+            design.id,
             flush=True,
-            score=result.score,
-            commit=commit,
+            score=design.score,
+            commit=sha,
         )
         self.committer.update_best()
 

@@ -11,7 +11,14 @@ every user message has a rigid skeleton::
     ### SECTION NAME
     ...body...
 
-and :func:`parse_prompt` is the one parser both sides agree on. Any change to
+and :func:`parse_prompt` is the one parser both sides agree on.
+
+For provider-side prompt caching each chat is two user messages: first what is the
+same for every design of a run (task, design API, domain, examples, schema,
+instructions), then what is about this parent (its code, evaluation, hints, the
+analysis or the failing code). A provider caches the longest prefix it has seen,
+so the stable message is paid in full once and read from the cache after that;
+the client marks it for providers that want explicit cache markers. Any change to
 the wording bumps :data:`PROMPT_VERSION`, which the engine records with each LLM
 call so results stay attributable to a prompt revision.
 """
@@ -24,7 +31,7 @@ import random
 import re
 from typing import Any, Protocol
 
-PROMPT_VERSION = "2026.1"
+PROMPT_VERSION = "2026.2"
 
 TASK_ANALYZE = "analyze"
 TASK_WRITE = "write"
@@ -292,10 +299,17 @@ def _fenced(code: str, lang: str = "python") -> str:
     return f"```{lang}\n{code.rstrip()}\n```"
 
 
-def _common_sections(parent: ParentLike, seed: int) -> list[str]:
+def _stable_sections(parent: ParentLike) -> list[str]:
+    """What every analyze/write/repair prompt of a run shares: the cacheable prefix."""
     return [
         _section(S_DESIGN_API, _fenced(design_api_source()) + "\n\n" + DESIGN_RULES),
         _section(S_DOMAIN, f"name: {parent.domain_name}\n{parent.domain_description.strip()}"),
+    ]
+
+
+def _parent_sections(parent: ParentLike, seed: int) -> list[str]:
+    """What is about this parent: the variable part, sent after the stable one."""
+    return [
         _section(S_PARENT_CODE, _fenced(_truncate(parent.code, MAX_CODE_CHARS))),
         _section(S_PARENT_EVALUATION, _fenced(evaluation_json(parent, seed), "json")),
         _section(S_PREVIOUS_SUGGESTION, _previous_suggestion_text(parent)),
@@ -352,9 +366,13 @@ TITLE: <3-8 word title>
 """
 
 
-def _messages(system: str, task: str, sections: list[str]) -> list[dict[str, Any]]:
-    user = f"### TASK: {task}\nprompt_version: {PROMPT_VERSION}\n\n" + "\n".join(sections)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+def _messages(system: str, task: str, stable: list[str], variable: list[str]) -> list[dict[str, Any]]:
+    head = f"### TASK: {task}\nprompt_version: {PROMPT_VERSION}\n\n"
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": head + "\n".join(stable)},
+        {"role": "user", "content": "\n".join(variable)},
+    ]
 
 
 def analyze_messages(parent: ParentLike, schema: dict[str, Any], seed: int = 0) -> list[dict[str, Any]]:
@@ -363,36 +381,50 @@ def analyze_messages(parent: ParentLike, schema: dict[str, Any], seed: int = 0) 
     ``schema`` is the JSON schema of the expected answer (the pydantic model's
     ``model_json_schema()``), passed in so this module stays import-light.
     """
-    sections = _common_sections(parent, seed)
-    sections.append(_section(S_OUTPUT_SCHEMA, _fenced(json.dumps(schema, indent=1), "json")))
-    sections.append(_section(S_INSTRUCTIONS, ANALYZE_INSTRUCTIONS))
-    return _messages(SYSTEM_ANALYZE, TASK_ANALYZE, sections)
+    stable = _stable_sections(parent)
+    stable.append(_section(S_OUTPUT_SCHEMA, _fenced(json.dumps(schema, indent=1), "json")))
+    stable.append(_section(S_INSTRUCTIONS, ANALYZE_INSTRUCTIONS))
+    return _messages(SYSTEM_ANALYZE, TASK_ANALYZE, stable, _parent_sections(parent, seed))
 
 
-def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> list[dict[str, Any]]:
-    """Chat messages asking for a child module implementing ``analysis_json``."""
-    sections = _common_sections(parent, seed)
-    sections.append(_section(S_EXAMPLES, example_designs(exclude=parent.code)))
+def write_messages(
+    parent: ParentLike, analysis_json: str, seed: int = 0, unstructured: bool = False
+) -> list[dict[str, Any]]:
+    """Chat messages asking for a child module implementing ``analysis_json`` (or, when
+    ``unstructured``, an analysis in prose that did not fit the schema)."""
+    stable = _stable_sections(parent)
+    stable.append(_section(S_EXAMPLES, example_designs()))
     episode = example_episode(parent)
     if episode:
-        sections.append(_section(S_EXAMPLE_EPISODE, episode))
-    sections.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
-    sections.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
-    return _messages(SYSTEM_WRITE, TASK_WRITE, sections)
+        stable.append(_section(S_EXAMPLE_EPISODE, episode))
+    stable.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
+    variable = _parent_sections(parent, seed)
+    if unstructured:
+        body = "(free text: the analysis did not follow the schema; its suggestions are in the prose)\n"
+        variable.append(_section(S_ANALYSIS, body + _fenced(analysis_json, "text")))
+    else:
+        variable.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
+    return _messages(SYSTEM_WRITE, TASK_WRITE, stable, variable)
 
 
 def repair_messages(parent: ParentLike, code: str, error: str, seed: int = 0) -> list[dict[str, Any]]:
     """Chat messages asking to fix ``code`` that failed validation with ``error``."""
-    sections = [
-        _section(S_DESIGN_API, _fenced(design_api_source()) + "\n\n" + DESIGN_RULES),
-        _section(S_DOMAIN, f"name: {parent.domain_name}\n{parent.domain_description.strip()}"),
+    stable = [*_stable_sections(parent), _section(S_INSTRUCTIONS, REPAIR_INSTRUCTIONS)]
+    variable = [
         _section(S_PARENT_CODE, _fenced(_truncate(parent.code, MAX_CODE_CHARS))),
         _section(S_USER_HINTS, _hints_text(parent)),
         _section(S_FAILING_CODE, _fenced(_truncate(code, MAX_CODE_CHARS))),
         _section(S_ERROR, _fenced(_truncate(error, MAX_ERROR_CHARS), "text")),
-        _section(S_INSTRUCTIONS, REPAIR_INSTRUCTIONS),
     ]
-    return _messages(SYSTEM_REPAIR, TASK_REPAIR, sections)
+    return _messages(SYSTEM_REPAIR, TASK_REPAIR, stable, variable)
+
+
+def task_of(messages: list[dict[str, Any]]) -> str:
+    """The task (analyze, write, repair) a chat asks for, "" if none: recorded with each call."""
+    found = [
+        m for msg in messages if msg.get("role") == "user" for m in _TASK_RE.findall(_content_text(msg.get("content")))
+    ]
+    return found[-1].strip().lower() if found else ""
 
 
 def json_retry_message(error: str) -> dict[str, Any]:
@@ -412,27 +444,37 @@ def parse_prompt(messages: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
     """Recover (task, sections) from chat messages built by this module.
 
     The task comes from the last ``### TASK:`` line among user messages (a retry
-    message re-states it); the sections from the first user message that has
-    them. Section bodies lose one surrounding code fence, so callers get the raw
-    code or JSON.
+    message re-states it); the sections from the user messages before the first
+    answer (the stable and the variable part; the first occurrence of a name wins).
+    Section bodies lose one surrounding code fence, so callers get the raw code or JSON.
     """
     task = ""
     sections: dict[str, str] = {}
+    answered = False
     for msg in messages:
+        if msg.get("role") == "assistant":
+            answered = True
         if msg.get("role") != "user":
             continue
-        content = str(msg.get("content", ""))
+        content = _content_text(msg.get("content", ""))
         found = _TASK_RE.findall(content)
         if found:
             task = found[-1].strip().lower()
-        if sections:
+        if answered:
             continue
         headers = list(_HEADER_RE.finditer(content))
         for i, h in enumerate(headers):
             name = h.group(1).strip()
             end = headers[i + 1].start() if i + 1 < len(headers) else len(content)
-            sections[name] = _unfence(content[h.end() : end].strip("\n"))
+            sections.setdefault(name, _unfence(content[h.end() : end].strip("\n")))
     return task, sections
+
+
+def _content_text(content: object) -> str:
+    """A message's text, also when it is a list of content blocks (cache-marked messages)."""
+    if isinstance(content, list):
+        return "".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
 
 
 def _unfence(body: str) -> str:

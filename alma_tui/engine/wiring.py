@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from alma_tui.agent.prompt import AGENT_PROMPT_VERSION
+from alma_tui.engine import prompts
 from alma_tui.engine.config import SearchConfig
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.evaluator import EpisodeRecord, Hooks
+from alma_tui.engine.prompts import PROMPT_VERSION
 from alma_tui.llm.client import Budget, LLMClient, RoleParams
 from alma_tui.llm.providers import policy_params
 from alma_tui.sanitize import sanitize
@@ -63,7 +66,7 @@ class ModelCalls:
             raise reason
 
     def agent_complete(self, messages: Messages, seed: int, design_id: str | None = None) -> str:
-        # designs are processed one at a time, so the one in progress owns the agent's calls
+        # without a design id (a caller outside any design), the design in progress owns the call
         model = self.ctx.config.agent_model
         return self.llm.complete(
             messages,
@@ -71,6 +74,8 @@ class ModelCalls:
             role="agent",
             design_id=design_id or self.ctx.progress.design_id,
             seed=seed,
+            task="act",
+            prompt_version=AGENT_PROMPT_VERSION,
             **policy_params(model, self.ctx.domain),
         )
 
@@ -96,6 +101,8 @@ class ModelCalls:
                 design_id=design_id,
                 seed=ctx.config.seed,
                 on_chunk=on_chunk,
+                task=prompts.task_of(messages) or None,
+                prompt_version=PROMPT_VERSION,
             )
             if buf:
                 ctx.emit("meta.chunk", "", design_id, text="".join(buf))
@@ -122,8 +129,15 @@ class ModelCalls:
                 reward=reward,
             )
 
+        done = [0]  # this design's episodes (children evaluated at once each count their own)
+        total = cfg.eval.n_collection + cfg.eval.n_deployment * cfg.eval.runs
+        lock = threading.Lock()
+
         def episode(rec: EpisodeRecord) -> None:
-            ctx.progress.episodes_done += 1
+            with lock:
+                done[0] += 1
+                n = done[0]
+            ctx.progress.episodes_done = n
             mark = "success" if rec.success else ("error: " + rec.error if rec.error else "failed")
             ctx.emit(
                 "episode.done",
@@ -134,13 +148,15 @@ class ModelCalls:
                 task_id=rec.task_id,
                 success=rec.success,
                 steps=rec.steps,
-                done=ctx.progress.episodes_done,
-                total=ctx.progress.episodes_total,
+                done=n,
+                total=total,
             )
 
         def design_llm(prompt: str, system: str | None) -> str:
             msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            return self.llm.complete(msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed)
+            return self.llm.complete(
+                msgs, model=design_model, role="design", design_id=design_id, seed=cfg.seed, task="design"
+            )
 
         def design_embed(texts: list[str]) -> list[list[float]]:
             return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
@@ -148,6 +164,14 @@ class ModelCalls:
         def design_log(line: str) -> None:
             ctx.emit("design.log", sanitize(line)[:1000], design_id)
 
+        def agent(messages: Messages, seed: int) -> str:
+            return self.agent_complete(messages, seed, design_id=design_id)
+
         return Hooks(
-            on_step=step, on_episode=episode, design_log=design_log, design_llm=design_llm, design_embed=design_embed
+            on_step=step,
+            on_episode=episode,
+            design_log=design_log,
+            design_llm=design_llm,
+            design_embed=design_embed,
+            agent=agent,
         )

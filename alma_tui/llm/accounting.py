@@ -21,6 +21,7 @@ _FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "reasoning_tokens",
+    "cached_tokens",
     "tokens",
     "cost_usd",
     "unknown_cost_calls",
@@ -36,6 +37,7 @@ def _agg(group_by: Any) -> Any:
         func.sum(LLMCall.prompt_tokens),
         func.sum(LLMCall.completion_tokens),
         func.sum(LLMCall.reasoning_tokens),
+        func.sum(LLMCall.cached_tokens),
         func.sum(LLMCall.cost_usd),
         func.sum(func.iif(LLMCall.cost_known, 0, 1)),
         func.sum(LLMCall.retries),
@@ -43,13 +45,17 @@ def _agg(group_by: Any) -> Any:
     ).group_by(group_by)
 
 
-def _row(n: Any, pt: Any, ct: Any, rt: Any, cost: Any, unknown: Any, retries: Any, errors: Any) -> dict[str, Any]:
+def _row(
+    n: Any, pt: Any, ct: Any, rt: Any, cached: Any, cost: Any, unknown: Any, retries: Any, errors: Any
+) -> dict[str, Any]:
     pt, ct = int(pt or 0), int(ct or 0)
     return {
         "calls": int(n or 0),
         "prompt_tokens": pt,
         "completion_tokens": ct,
         "reasoning_tokens": int(rt or 0),
+        "cached_tokens": int(cached or 0),
+        "cache_hit_rate": hit_rate(int(cached or 0), pt),
         "tokens": pt + ct,
         "cost_usd": float(cost or 0.0),
         "unknown_cost_calls": int(unknown or 0),
@@ -58,12 +64,18 @@ def _row(n: Any, pt: Any, ct: Any, rt: Any, cost: Any, unknown: Any, retries: An
     }
 
 
+def hit_rate(cached: int, prompt: int) -> float:
+    """Share of prompt tokens read from the provider's prompt cache."""
+    return cached / prompt if prompt else 0.0
+
+
 def _empty() -> dict[str, Any]:
     return {k: (0.0 if k == "cost_usd" else 0) for k in _FIELDS}
 
 
 def role_totals(store: Any) -> dict[str, dict[str, Any]]:
-    """Per role (meta, agent, design, embed): calls, tokens (prompt/completion/reasoning), cost, retries."""
+    """Per role (meta, agent, design, embed): calls, tokens (prompt/completion/reasoning/cached),
+    cache hit rate, cost, retries."""
     store.flush_events()
     with store.session() as s:
         rows = s.exec(_agg(LLMCall.role)).all()
@@ -96,6 +108,7 @@ def run_totals(store: Any) -> dict[str, Any]:
     for row in role_totals(store).values():
         for k in _FIELDS:
             total[k] += row[k]
+    total["cache_hit_rate"] = hit_rate(total["cached_tokens"], total["prompt_tokens"])
     return total
 
 

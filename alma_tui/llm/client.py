@@ -69,6 +69,10 @@ BASE_URL_ENV: dict[str, tuple[str, ...]] = {
     "xinference": ("XINFERENCE_API_BASE",),
     "lm_studio": ("LM_STUDIO_API_BASE",),
 }
+#: providers whose prompt caching reads only what the request marks with ``cache_control``
+CACHE_MARKER_PROVIDERS = {"anthropic"}
+#: providers serving Claude models with the same markers (litellm translates them)
+CLAUDE_HOSTS = {"bedrock", "vertex_ai", "openrouter"}
 #: sent when an OpenAI-compatible server needs no key (the OpenAI SDK refuses an empty one)
 NO_KEY = "sk-no-key-needed"
 
@@ -210,6 +214,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the provider read from its prompt cache (billed lower)
     cost_usd: float = 0.0
     calls: int = 0
     unknown_cost_calls: int = 0
@@ -241,9 +246,13 @@ class RoleParams:
         return out
 
 
-def _usage_numbers(usage: Any) -> tuple[int, int, int]:
+def _usage_numbers(usage: Any) -> tuple[int, int, int, int]:
+    """(prompt, completion, reasoning, cached prompt) tokens of a response's usage.
+
+    Cached tokens are part of the prompt tokens: OpenAI-style ``prompt_tokens_details.cached_tokens``
+    (litellm maps Anthropic's ``cache_read_input_tokens`` there too; read both, in case)."""
     if usage is None:
-        return 0, 0, 0
+        return 0, 0, 0, 0
 
     def get(obj: Any, name: str) -> Any:
         return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
@@ -252,7 +261,10 @@ def _usage_numbers(usage: Any) -> tuple[int, int, int]:
     ct = int(get(usage, "completion_tokens") or 0)
     details = get(usage, "completion_tokens_details")
     rt = int((get(details, "reasoning_tokens") if details is not None else 0) or 0)
-    return pt, ct, rt
+    pdetails = get(usage, "prompt_tokens_details")
+    cached = int((get(pdetails, "cached_tokens") if pdetails is not None else 0) or 0)
+    cached = max(cached, int(get(usage, "cache_read_input_tokens") or 0))
+    return pt, ct, rt, min(cached, pt) if pt else cached
 
 
 def _secret_values() -> list[str]:
@@ -363,6 +375,7 @@ class LLMClient:
         self._budget_hit: BudgetExceeded | None = None
         self._fatal: ModelError | None = None
         self._rng = random.Random()
+        self._markers: dict[str, bool] = {}
 
     # -- state the search reads ----------------------------------------------------------------
     @property
@@ -397,6 +410,8 @@ class LLMClient:
                 "tokens": s.tokens,
                 "calls": s.calls,
                 "reasoning_tokens": s.reasoning_tokens,
+                "cached_tokens": s.cached_tokens,
+                "cache_hit_rate": s.cached_tokens / s.prompt_tokens if s.prompt_tokens else 0.0,
                 "unknown_cost_calls": s.unknown_cost_calls,
                 "budget_usd": self.budget.usd,
                 "budget_tokens": self.budget.tokens,
@@ -506,11 +521,16 @@ class LLMClient:
         design_id: str | None = None,
         seed: int | None = None,
         on_chunk: Callable[[str], None] | None = None,
+        task: str | None = None,
+        prompt_version: str | None = None,
         **params: Any,
     ) -> str:
+        """The answer's text. ``task`` (analyze, write, repair, act, design) and ``prompt_version``
+        are recorded with the call, so a result stays attributable to the prompt that produced it."""
         self._check_budget()
         litellm = litellm_module()
         kwargs = self._kwargs(model, role, seed, params)
+        messages = self._cache_marked(litellm, model, messages)
         started = time.perf_counter()
         attempt = _Attempt()
         try:
@@ -536,10 +556,60 @@ class LLMClient:
                 text = resp.choices[0].message.content or ""
                 usage = getattr(resp, "usage", None)
         except Exception as exc:
-            self._record(role, model, design_id, None, time.perf_counter() - started, attempt.retries, error=exc)
+            self._record(
+                role,
+                model,
+                design_id,
+                None,
+                time.perf_counter() - started,
+                attempt.retries,
+                error=exc,
+                task=task,
+                prompt_version=prompt_version,
+            )
             raise
-        self._record(role, model, design_id, usage, time.perf_counter() - started, attempt.retries)
+        self._record(
+            role,
+            model,
+            design_id,
+            usage,
+            time.perf_counter() - started,
+            attempt.retries,
+            task=task,
+            prompt_version=prompt_version,
+        )
         return text
+
+    def _cache_marked(self, litellm: Any, model: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Messages with Anthropic-style cache markers on their stable prefix (the system message
+        and the first user message) for providers that cache only what is marked; litellm passes
+        them through. Others (OpenAI, DeepSeek, Gemini) cache prefixes by themselves and get the
+        messages unchanged, as do in-process models."""
+        if providers.in_process(model) or not self._wants_markers(litellm, model):
+            return messages
+        out: list[dict[str, Any]] = []
+        first_user = True
+        for m in messages:
+            marked = m.get("role") == "system" or (m.get("role") == "user" and first_user)
+            if m.get("role") == "user":
+                first_user = False
+            content = m.get("content")
+            if marked and isinstance(content, str) and content:
+                m = {**m, "content": [{"type": "text", "text": content, "cache_control": {"type": "ephemeral"}}]}
+            out.append(m)
+        return out
+
+    def _wants_markers(self, litellm: Any, model: str) -> bool:
+        known = self._markers.get(model)
+        if known is None:
+            try:
+                provider = _provider(litellm, model, self.api_bases.get(model) or self.api_base)
+            except Exception:
+                provider = ""
+            name = model.lower()
+            known = provider in CACHE_MARKER_PROVIDERS or (provider in CLAUDE_HOSTS and "claude" in name)
+            self._markers[model] = known
+        return known
 
     def _stream(
         self, litellm: Any, model: str, messages: list, on_chunk: Callable[[str], None], kwargs: dict[str, Any]
@@ -567,7 +637,7 @@ class LLMClient:
         litellm = litellm_module()
         try:
             if embedding:
-                pt, _, _ = _usage_numbers(usage)
+                pt, _, _, _ = _usage_numbers(usage)
                 p, c = litellm.cost_per_token(model=model, prompt_tokens=pt, completion_tokens=0, call_type="embedding")
             else:
                 p, c = litellm.cost_per_token(model=model, usage_object=usage)
@@ -598,14 +668,17 @@ class LLMClient:
         retries: int,
         error: BaseException | None = None,
         embedding: bool = False,
+        task: str | None = None,
+        prompt_version: str | None = None,
     ) -> None:
-        pt, ct, rt = _usage_numbers(usage)
+        pt, ct, rt, cached = _usage_numbers(usage)
         cost, known = self._cost(model, usage, embedding) if error is None else (0.0, True)
         with self._spent_lock:
             for u in [self.spent] + ([self.by_design.setdefault(design_id, Usage())] if design_id else []):
                 u.prompt_tokens += pt
                 u.completion_tokens += ct
                 u.reasoning_tokens += rt
+                u.cached_tokens += cached
                 u.cost_usd += cost
                 u.calls += 1
                 u.unknown_cost_calls += 0 if known else 1
@@ -618,11 +691,14 @@ class LLMClient:
                     "prompt_tokens": pt,
                     "completion_tokens": ct,
                     "reasoning_tokens": rt,
+                    "cached_tokens": cached,
                     "cost_usd": cost,
                     "cost_known": known,
                     "latency_s": latency,
                     "retries": retries,
                     "ok": error is None,
+                    "task": task,
+                    "prompt_version": prompt_version,
                     "error": None if error is None else redact(f"{type(error).__name__}: {error}")[:500],
                 }
             )
@@ -651,6 +727,7 @@ class LLMClient:
                 attempt.retries,
                 error=exc,
                 embedding=True,
+                task="embed",
             )
             raise
         self._record(
@@ -661,6 +738,7 @@ class LLMClient:
             time.perf_counter() - started,
             attempt.retries,
             embedding=True,
+            task="embed",
         )
         out = []
         for item in resp.data:

@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from alma_tui.agent.prompt import ADMISSIBLE_HEADING, MEMORY_HEADING
+from alma_tui.agent.prompt import ADMISSIBLE_HEADING, MEMORY_HEADING, parse_history
 
 __all__ = ["Goal", "choose_action", "memory_votes", "parse_goal"]
 
@@ -214,16 +214,9 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
     v.admissible = list(acts0)
     _, last_acts = _split_user(messages[users[-1]].get("content", ""))
     v.receptacles = _receptacles(v.initial, acts0 + last_acts)
-    last_action = None
-    for m in messages[users[0] + 1 :]:
-        if m.get("role") == "assistant":
-            last_action = " ".join(str(m.get("content", "")).strip().lower().split())
-            continue
-        if m.get("role") != "user":
-            continue
-        obs, acts = _split_user(m.get("content", ""))
-        v.admissible = list(acts)
-        a = last_action or ""
+    for a, obs, acts in _exchanges(messages[users[0] + 1 :]):
+        if acts is not None:
+            v.admissible = list(acts)
         if obs.startswith("Nothing happens"):
             continue
         if a.startswith("go to "):
@@ -240,7 +233,8 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
             v.checked.add(v.loc)
             v.seen_at[v.loc] = listed
         if (
-            goal is not None
+            acts is not None  # a summarised step does not list what was admissible then
+            and goal is not None
             and goal.verb
             and v.holding
             and not v.transformed
@@ -249,6 +243,27 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
         ):
             v.failed_tools.add(v.loc)
     return v
+
+
+def _exchanges(messages: list[dict]) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(action, observation, admissible actions or None) of each past step the chat shows:
+    the summary of folded steps (``agent.prompt.history_message``), then the verbatim ones."""
+    out: list[tuple[str, str, tuple[str, ...] | None]] = []
+    last_action = ""
+    for m in messages:
+        content = str(m.get("content", ""))
+        if m.get("role") == "assistant":
+            last_action = " ".join(content.strip().lower().split())
+            continue
+        if m.get("role") != "user":
+            continue
+        folded = parse_history(content)
+        if folded is not None:
+            out += [(" ".join(a.lower().split()), o, None) for a, o in folded]
+            continue
+        obs, acts = _split_user(content)
+        out.append((last_action, obs, acts))
+    return out
 
 
 def _ranked(votes: dict[str, float], base: list[str]) -> list[str]:

@@ -385,7 +385,9 @@ class Store:
             try:
                 self.flush_events()
             except Exception as exc:
-                if not failing:
+                # a full disk is the search's to report, in one line naming the file (a worker
+                # thread's due flush may meet it first); anything else is worth a warning now
+                if not failing and sqlite_problem(str(exc))[0] != "full":
                     log.warning("the run store could not write; rows kept for the next flush: %s", exc)
 
     def pending_rows(self) -> int:

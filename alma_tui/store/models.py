@@ -123,12 +123,15 @@ class LLMCall(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache (priced lower)
     cost_usd: float = 0.0
     cost_known: bool = True
     latency_s: float = 0.0
     retries: int = 0
     ok: bool = True
     error: str | None = None
+    task: str | None = None  # analyze | write | repair | act | design | embed
+    prompt_version: str | None = None  # engine.prompts.PROMPT_VERSION / agent.prompt.AGENT_PROMPT_VERSION
 
 
 class Command(SQLModel, table=True):
