@@ -111,3 +111,13 @@ def test_a_domain_in_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (tmp_path / "bad.py").write_text("import nosuchmodule_xyz\n")
     with pytest.raises(DomainError, match=r"bad\.py failed to import: ModuleNotFoundError"):
         get_domain("bad.py:X")
+
+
+def test_the_readme_example_is_the_tested_plugin() -> None:
+    """README "Writing a domain" shows exactly the domain these tests install and run."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Writing a domain", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert code == (FIXTURE / "tiny_lockers" / "__init__.py").read_text()
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert 'lockers = "tiny_lockers:LockerDomain"' in toml and '[project.entry-points."alma_tui.domains"]' in toml

@@ -110,8 +110,8 @@ def clean_observation(text: str, initial: bool = False) -> str:
 class GenOptions:
     """Everything that decides a game besides the world seed (all of it in the cache key)."""
 
-    rooms: int = 20
-    objects: int = 30
+    rooms: int = 30
+    objects: int = 45
     targets: int = 3  # target objects per world
     starts: int = 2  # starting rooms per world; quests = targets x starts
 

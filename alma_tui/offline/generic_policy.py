@@ -34,12 +34,13 @@ Memory is read line by line (non-empty lines, in order). Matching is case-insens
 
 1. **Episode blocks.** A line starting with ``Task:`` or ``Goal:`` opens a block (its text is
    the block's goal); ``Outcome:`` (or ``Result:``) with ``success``/``succeeded``/``solved``
-   marks the block successful (``failure``/``failed`` unsuccessful). A line ``Setting: ...``
+   anywhere in the block marks it successful (``failure``/``failed``: unsuccessful). A line ``Setting: ...``
    sets the block's current location when it holds a location (see above).
 2. **Steps.** A line ``ACTION -> OBSERVATION`` (also ``> ACTION -> ...``) is a step of the
    current block. If the observation is a failure, ACTION is remembered as failed (and not
    tried again when admissible: it is tried only as a last resort). If it holds a location L,
-   the move ``(previous location, ACTION) -> L`` is added to the remembered map.
+   the move ``(previous location, ACTION) -> L`` is added to the remembered map, and for a
+   compass move its way back (``go west`` from L) unless another move from L says otherwise.
 3. **Sightings.** A step whose observation names a goal object word adds one vote to the
    location it is at after the step; a successful step whose ACTION names a goal object and
    starts with a goal verb (``take potato from table``) adds three votes there and remembers
@@ -47,7 +48,7 @@ Memory is read line by line (non-empty lines, in order). Matching is case-insens
    a design writes, e.g. ``potato: seen in the parlor``) that name a goal object word and a
    location known from the map or the visible history add one vote to each such location.
 4. **Solutions.** A successful block whose goal has the same object words as ours gives an
-   action sequence; while the agent's own actions so far are exactly that sequence's prefix,
+   action sequence (its steps that did not fail); while the agent's own actions so far are exactly that sequence's prefix,
    it plays the next action when admissible.
 
 With memory, in this order: a goal action if admissible; the remembered solution; the
@@ -221,6 +222,19 @@ _STEP = re.compile(r"^\s*(?:>\s*)?(.+?)\s*->\s*(.*)$")
 _HOLDER = re.compile(r"\b(?:from|in|on)\s+(?:the\s+)?(.+)$")
 
 
+_OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up"}
+
+
+def _add_edge(edges: dict[str, dict[str, str]], src: str, action: str, dst: str) -> None:
+    """Record a move, and its way back when it is a compass move (``go east`` from A to B
+    implies ``go west`` from B to A, unless something else is known there)."""
+    edges.setdefault(src, {})[action] = dst
+    words = _words(action)
+    if words and words[-1] in _OPPOSITE:
+        back = " ".join([*words[:-1], _OPPOSITE[words[-1]]])
+        edges.setdefault(dst, {}).setdefault(back, src)
+
+
 def _goal_verbs(goal: Goal, actions: tuple[str, ...]) -> frozenset[str]:
     firsts = {(_words(a) or [""])[0] for a in actions}
     return frozenset(w for w in goal.words if w in firsts and w not in _MOVE_VERBS)
@@ -232,10 +246,11 @@ def read_memory(memory: str, goal_objects: frozenset[str], goal_verbs: frozenset
     loc: str | None = None
     block_goal: frozenset[str] | None = None
     block_actions: list[str] = []
+    block_success = False
     facts: list[str] = []
 
-    def close_block(success: bool) -> None:
-        if success and block_goal is not None and block_goal == goal_objects and block_actions:
+    def close_block() -> None:
+        if block_success and block_goal is not None and block_goal == goal_objects and block_actions:
             mem.solutions.append(list(block_actions))
 
     for raw in memory.splitlines():
@@ -245,15 +260,15 @@ def read_memory(memory: str, goal_objects: frozenset[str], goal_verbs: frozenset
         low = line.lower()
         head = low.split(":", 1)[0].strip("-* ")
         if head in ("task", "goal") and ":" in low:
-            loc, block_actions = None, []
+            close_block()
+            loc, block_actions, block_success = None, [], False
             block_goal = frozenset(
                 w for w in _words(line.split(":", 1)[1].rstrip(".")) if w not in _STOP and w not in _COMMAND_VERBS
             )
             continue
         if head in ("outcome", "result") and ":" in low:
             body = low.split(":", 1)[1]
-            if _SUCCESS.search(body) and not _FAILURE_OUTCOME.search(body):
-                close_block(True)
+            block_success = bool(_SUCCESS.search(body)) and not _FAILURE_OUTCOME.search(body)
             continue
         if head == "setting" and ":" in low:
             loc = location_of(line.split(":", 1)[1]) or loc
@@ -263,13 +278,13 @@ def read_memory(memory: str, goal_objects: frozenset[str], goal_verbs: frozenset
             facts.append(low)
             continue
         action, obs = " ".join(step.group(1).lower().split()), step.group(2)
-        block_actions.append(action)
         if is_failure(obs):
             mem.failed.add(action)
             continue
+        block_actions.append(action)  # a solution is its steps that did something
         new = location_of(obs)
         if new is not None and loc is not None and new != loc and is_move(action):
-            mem.edges.setdefault(loc, {})[action] = new
+            _add_edge(mem.edges, loc, action, new)
         loc = new or loc
         if loc is None:
             continue
@@ -280,6 +295,7 @@ def read_memory(memory: str, goal_objects: frozenset[str], goal_verbs: frozenset
                 mem.holders.setdefault(loc, set()).add(h.group(1).strip())
         elif _mentions(obs, goal_objects):
             mem.votes[loc] = mem.votes.get(loc, 0.0) + 1.0
+    close_block()
     known = set(mem.edges) | {d for e in mem.edges.values() for d in e.values()} | set(mem.votes)
     for low in facts:
         if _mentions(low, goal_objects):
@@ -354,7 +370,7 @@ def _read(messages: list[dict]) -> _View:
         new = location_of(obs)
         if new is not None:
             if here_before is not None and new != here_before and is_move(last):
-                v.edges.setdefault(here_before, {})[last] = new
+                _add_edge(v.edges, here_before, last, new)
             v.loc = new
             v.visited.add(new)
         here_before = v.loc
