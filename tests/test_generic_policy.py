@@ -7,7 +7,10 @@ from alma_tui.agent.prompt import step_message, system_prompt
 from alma_tui.offline.generic_policy import choose_action, location_of, parse_goal, read_memory
 from alma_tui.offline.provider import load_policy
 
-START = "-= Hall =-\nYou are in a hall. There is an exit to the east and one to the north.\n\nYour task is to: find the potato and take it."
+START = (
+    "-= Hall =-\nYou are in a hall. There is an exit to the east and one to the north.\n\n"
+    "Your task is to: find the potato and take it."
+)
 
 
 def chat(memory: str, *steps: tuple[str, str, list[str]], first: list[str] | None = None) -> list[dict]:

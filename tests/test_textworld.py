@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("textworld")
 
-from alma_tui.agent.loop import run_episode  # noqa: E402
-from alma_tui.designs import builtin_source  # noqa: E402
-from alma_tui.domains import get_domain  # noqa: E402
-from alma_tui.domains.textworld import TextWorldDomain, clean_observation  # noqa: E402
-from alma_tui.engine.evaluator import EvalSettings, Evaluator  # noqa: E402
-from alma_tui.offline.generic_policy import choose_action  # noqa: E402
+from alma_tui.agent.loop import run_episode
+from alma_tui.designs import builtin_source
+from alma_tui.domains import get_domain
+from alma_tui.domains.textworld import TextWorldDomain, clean_observation
+from alma_tui.engine.evaluator import EvalSettings, Evaluator
+from alma_tui.offline.generic_policy import choose_action
 
 SMALL = {"worlds": 1, "rooms": 4, "objects": 6, "targets": 2, "starts": 1}
 

@@ -48,8 +48,8 @@ Memory is read line by line (non-empty lines, in order). Matching is case-insens
    a design writes, e.g. ``potato: seen in the parlor``) that name a goal object word and a
    location known from the map or the visible history add one vote to each such location.
 4. **Solutions.** A successful block whose goal has the same object words as ours gives an
-   action sequence (its steps that did not fail); while the agent's own actions so far are exactly that sequence's prefix,
-   it plays the next action when admissible.
+   action sequence (its steps that did not fail); while the agent's own actions so far are
+   exactly that sequence's prefix, it plays the next action when admissible.
 
 With memory, in this order: a goal action if admissible; the remembered solution; the
 remembered location with the most votes that it has not searched in this episode (search =
