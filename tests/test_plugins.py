@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from alma_tui.cli import main
 from alma_tui.domains import DomainError, get_domain, is_file_ref, normalise_ref
 from tests.conftest import TINY
 
@@ -60,20 +61,27 @@ def test_domains_lists_plugins_from_metadata_without_importing_them(plugin_path:
     assert out.stdout.split(maxsplit=1)[1].strip() == "[]", out.stdout + out.stderr
 
 
-def test_eval_and_a_one_iteration_search_on_a_plugin_domain(plugin_path: Path, tmp_path: Path) -> None:
-    cp = cli(plugin_path, "eval", "trajectory_retrieval", "--domain", "lockers", "--json", *EVAL)
-    assert cp.returncode == 0, cp.stderr
-    out = json.loads(cp.stdout)
+@pytest.fixture
+def installed(plugin_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The plug-in on this process's path (entry points are read from sys.path at each call)."""
+    monkeypatch.syspath_prepend(str(plugin_path))
+    return plugin_path
+
+
+def test_eval_and_a_one_iteration_search_on_a_plugin_domain(
+    installed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "trajectory_retrieval", "--domain", "lockers", "--json", *EVAL]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["domain"] == "lockers" and 0.0 <= out["score"] <= 1.0
     assert all(t.startswith("lockers-1") for t in out["per_task"])  # the test split's tasks
     repo = tmp_path / "repo"
-    cp = cli(plugin_path, "run", "--headless", "--domain", "lockers", "--iterations", "1", "--repo", str(repo), *TINY)
-    assert cp.returncode == 0, cp.stderr + cp.stdout
-    assert "lockers" in cp.stdout  # the headless output names the domain
-    cp = cli(plugin_path, "designs", "--repo", str(repo), "--json")
-    designs = json.loads(cp.stdout)
-    assert designs and all(d["status"] in ("accepted", "rejected") for d in designs)
+    assert main(["run", "--headless", "--domain", "lockers", "--iterations", "1", "--repo", str(repo), *TINY]) == 0
+    assert "lockers" in capsys.readouterr().out  # the headless output names the domain
+    assert main(["designs", "--repo", str(repo), "--json"]) == 0
+    designs = json.loads(capsys.readouterr().out)
     assert any(d["status"] == "accepted" and d["score"] is not None for d in designs)
+    assert any(d["parent"] is not None for d in designs)  # the iteration made a child
 
 
 @pytest.mark.parametrize(
@@ -83,11 +91,13 @@ def test_eval_and_a_one_iteration_search_on_a_plugin_domain(plugin_path: Path, t
         ("ghost", "plug-in 'ghost' (tiny_lockers_ghost:GhostDomain from tiny-lockers 0.1.0) is broken: module"),
     ],
 )
-def test_a_broken_plugin_is_one_line_naming_it(plugin_path: Path, name: str, expected: str) -> None:
-    cp = cli(plugin_path, "eval", "no_memory", "--domain", name, *EVAL)
-    assert cp.returncode == 1 and "Traceback" not in cp.stderr
-    lines = [ln for ln in cp.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and expected in lines[0], cp.stderr
+def test_a_broken_plugin_is_one_line_naming_it(
+    installed: Path, name: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "no_memory", "--domain", name, *EVAL]) == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in err, err
     if name == "notadomain":
         assert "attribute instructions" in lines[0] and "method tasks()" in lines[0]
 

@@ -112,8 +112,8 @@ class GenOptions:
 
     rooms: int = 30
     objects: int = 45
-    targets: int = 3  # target objects per world
-    starts: int = 2  # starting rooms per world; quests = targets x starts
+    targets: int = 2  # target objects per world
+    starts: int = 3  # starting rooms per world; quests = targets x starts
 
     def key(self) -> str:
         raw = json.dumps({"v": GENERATOR_VERSION, **self.__dict__}, sort_keys=True)
