@@ -72,6 +72,9 @@ def test_memory_leads_it_to_where_the_object_was_seen() -> None:
     msgs = chat(memory, ("go north", "-= Attic =-\nAn attic.", ["go east", "go south", "look"]))
     assert choose_action(msgs, 0) == "go east"
     assert all(choose_action(chat(memory), s) == "go north" for s in range(5))
+    # the same names, another map: once a move contradicts memory, memory is dropped
+    elsewhere = chat(memory, ("go north", "-= Cellar =-\nA cellar.", ["go east", "go south", "look"]))
+    assert {choose_action(elsewhere, s) for s in range(8)} == {"go east"}  # exploring (fresh exit)
 
 
 def test_a_remembered_solution_is_replayed_and_a_remembered_failure_avoided() -> None:
@@ -85,7 +88,7 @@ def test_a_remembered_solution_is_replayed_and_a_remembered_failure_avoided() ->
         ]
     )
     mem = read_memory(memory, frozenset({"potato"}), frozenset({"take"}))
-    assert mem.failed == {"go north"} and mem.solutions == [["go east", "take potato"]]
+    assert mem.failed == {(None, "go north")} and mem.solutions == [["go east", "take potato"]]
     # every seed replays the solution instead of exploring, and never tries what failed before
     assert {choose_action(chat(memory), seed) for seed in range(6)} == {"go east"}
     other = memory.replace("success", "failure")

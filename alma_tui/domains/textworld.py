@@ -2,16 +2,17 @@
 
 Why this shape. The paper's TextWorld families (cooking, treasure hunter) let memory
 matter because their tasks share structure. Here the structure is explicit: a
-**world** is one map of TextWorld's own generator (``make_map`` + ``populate``: rooms,
+**world** is one map of TextWorld's own generator (``make_map`` + ``populate``: 30 rooms,
 exits, containers, supporters and portable objects, names from its grammar), and every
-world holds several **quests**: "find the X and take it", for a few target objects X,
-each starting from a few rooms of that world. A quest is compiled as its own game
-(TextWorld's Inform 7 compiler), so reward and success are TextWorld's own (score /
-max_score, ``won``). Quests of one world share the map, the room names and where every
-object lies, so an episode in a world tells the agent where things are and how rooms
-connect; a later quest in that world, even for another object or from another room,
-can use it. Without memory the agent has to explore a maze of rooms (with closed
-containers) within the step limit, while keeping only the recent steps in its chat.
+world holds several **quests**: "find the X and take it", where X is the world's treasure
+(``targets`` objects per world, 1 by default), each quest starting from another room
+(``starts`` rooms, 6 by default). A quest is compiled as its own game (TextWorld's Inform 7
+compiler), so reward and success are TextWorld's own (score / max_score, ``won``). Quests
+of one world share the map, the room names and where every object lies, so an episode in a
+world tells the agent where the treasure lies and how rooms connect; a later quest in that
+world, from another room, can use it. Without memory the agent explores a maze of 30 rooms
+(with closed containers) within the step limit, keeping only its recent steps in its chat.
+Room and object names repeat across worlds, so memory of another world can mislead.
 
 The goal is said, not walked through: TextWorld's generated objectives narrate the
 walkthrough ("First off, travel west. ..."), which would leave nothing to learn (and the
@@ -112,8 +113,8 @@ class GenOptions:
 
     rooms: int = 30
     objects: int = 45
-    targets: int = 2  # target objects per world
-    starts: int = 3  # starting rooms per world; quests = targets x starts
+    targets: int = 1  # target objects per world (the world's "treasure")
+    starts: int = 6  # starting rooms per world; quests = targets x starts
 
     def key(self) -> str:
         raw = json.dumps({"v": GENERATOR_VERSION, **self.__dict__}, sort_keys=True)

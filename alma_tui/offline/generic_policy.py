@@ -19,6 +19,9 @@ What it reads from the text
 - **Failure**: an observation that starts with ``Nothing happens``, ``You can't``, ``You cannot``,
   ``That's not``, ``I don't``, ``You don't``, ``You see no``, ``There is no`` or says ``not
   admissible`` marks the action that produced it as failed (at that location).
+- **Naming the goal object**: a text names it when it holds every object word of the goal (all
+  but one when the goal has four or more), so "the non-euclidean latchkey" is not "the type 0
+  latchkey".
 - **Moves**: ``go ...``, ``move ...``, a bare direction (``north``, ``n``, ``up``, ...), ``enter
   ...``, ``exit ...``. ``open X`` is a *reveal*.
 
@@ -34,11 +37,12 @@ Memory is read line by line (non-empty lines, in order). Matching is case-insens
 
 1. **Episode blocks.** A line starting with ``Task:`` or ``Goal:`` opens a block (its text is
    the block's goal); ``Outcome:`` (or ``Result:``) with ``success``/``succeeded``/``solved``
-   anywhere in the block marks it successful (``failure``/``failed``: unsuccessful). A line ``Setting: ...``
-   sets the block's current location when it holds a location (see above).
+   anywhere in the block marks it successful (``failure``/``failed``: unsuccessful). A line
+   ``Setting: ...`` sets the block's current location when it holds a location (see above).
 2. **Steps.** A line ``ACTION -> OBSERVATION`` (also ``> ACTION -> ...``) is a step of the
-   current block. If the observation is a failure, ACTION is remembered as failed (and not
-   tried again when admissible: it is tried only as a last resort). If it holds a location L,
+   current block. If the observation is a failure, ACTION is remembered as failed at the
+   block's current location (anywhere, when no location is known) and is tried there only as
+   a last resort. If the observation holds a location L,
    the move ``(previous location, ACTION) -> L`` is added to the remembered map, and for a
    compass move its way back (``go west`` from L) unless another move from L says otherwise.
 3. **Sightings.** A step whose observation names a goal object word adds one vote to the
@@ -56,6 +60,10 @@ remembered location with the most votes that it has not searched in this episode
 been there and opened what it could), walking the remembered map (plus moves seen in this
 episode) by shortest path; once there, opening the remembered holder, then anything closed;
 then the exploration above. Any text in any other shape is simply not evidence.
+
+**Memory about another place is dropped.** As soon as a move in this episode contradicts the
+remembered map (the same action from the same location led elsewhere), the map, the votes and
+the solutions are ignored for the rest of the episode (room names repeat across worlds).
 """
 
 from __future__ import annotations
@@ -204,7 +212,12 @@ def is_move(action: str) -> bool:
 
 
 def _mentions(text: str, words: frozenset[str]) -> bool:
-    return bool(words & set(_words(text)))
+    """Does the text name the goal's object: every object word (all but one when there are four
+    or more), so "the non-euclidean latchkey" is not "the type 0 latchkey"."""
+    if not words:
+        return False
+    found = len(words & set(_words(text)))
+    return found >= (len(words) if len(words) < 4 else len(words) - 1)
 
 
 @dataclass
@@ -214,7 +227,7 @@ class Memory:
     edges: dict[str, dict[str, str]] = field(default_factory=dict)  # location -> action -> location
     votes: dict[str, float] = field(default_factory=dict)  # location -> goal-object votes
     holders: dict[str, set[str]] = field(default_factory=dict)  # location -> things to open first
-    failed: set[str] = field(default_factory=set)
+    failed: set[tuple[str | None, str]] = field(default_factory=set)  # (location or None, action)
     solutions: list[list[str]] = field(default_factory=list)
 
 
@@ -279,7 +292,7 @@ def read_memory(memory: str, goal_objects: frozenset[str], goal_verbs: frozenset
             continue
         action, obs = " ".join(step.group(1).lower().split()), step.group(2)
         if is_failure(obs):
-            mem.failed.add(action)
+            mem.failed.add((loc, action))
             continue
         block_actions.append(action)  # a solution is its steps that did something
         new = location_of(obs)
@@ -396,6 +409,11 @@ def _path(edges: dict[str, dict[str, str]], start: str, goal: str) -> list[str] 
     return None
 
 
+def _contradicts(own: dict[str, dict[str, str]], remembered: dict[str, dict[str, str]]) -> bool:
+    """Did a move of this episode lead somewhere else than memory says it does?"""
+    return any(remembered.get(src, {}).get(act, dst) != dst for src, moves in own.items() for act, dst in moves.items())
+
+
 def choose_action(messages: list[dict], seed: int) -> str:
     """Pick one admissible action from the chat alone (deterministic for ``seed``)."""
     v = _read(messages)
@@ -405,13 +423,15 @@ def choose_action(messages: list[dict], seed: int) -> str:
     goal = parse_goal(v.initial)
     verbs = _goal_verbs(goal, tuple(adm))
     mem = read_memory(v.memory, goal.objects, verbs) if v.memory else Memory()
+    if _contradicts(v.edges, mem.edges):
+        mem = Memory(failed=mem.failed)  # a map of another place: keep only what failed
     rng = random.Random(f"{seed}|{v.initial}")
     order = list(adm)
     rng.shuffle(order)  # the episode's fixed tie-break order
     here = v.loc
 
     def ok(action: str) -> bool:
-        return (here, action) not in v.failed and action not in mem.failed
+        return (here, action) not in v.failed and (here, action) not in mem.failed and (None, action) not in mem.failed
 
     # 1. the goal's own action, when it is on offer
     goal_acts = [
