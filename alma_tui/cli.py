@@ -486,7 +486,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             # a search already runs there: nothing to start, so nothing (keys, models) to check
             # for it; the TUI attaches to it as `watch` would, and says so
             return _attach_tui(Path(args.repo))
-    cfg = resolved.config
+    from alma_tui.domains import normalise_ref
+
+    # a domain given as path/to/file.py:Class is stored absolute: the engine may run elsewhere
+    cfg = resolved.config.model_copy(update={"domain": normalise_ref(resolved.config.domain)})
     if resolved.stored is not None:
         _refuse_score_changes(resolved.stored, cfg, resolved.origin)
     if run is not None and args.headless:
@@ -882,6 +885,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     agent_model = cfg.agent_model
     _check_models(cfg)  # the meta model is the offline default here: eval has no meta agent
+    missing = domain.requirements() if hasattr(domain, "requirements") else None
+    if missing:
+        raise CliError(f"domain {domain_name!r} is not usable here: {missing}")
+    from alma_tui.domains import prepare_domain
+
+    try:  # games to generate or data to load: before the sandbox and the first task, with progress
+        prepare_domain(domain, lambda line: print(line, file=sys.stderr, flush=True))
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
     from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, require
 
     try:

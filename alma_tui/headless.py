@@ -21,6 +21,7 @@ from alma_tui.sanitize import sanitize
 SHOWN = {
     "run.status": "bold",
     "run.sandbox": "dim",
+    "domain.prepare": "dim",
     "run.cleanup": "yellow",
     "selection": "cyan",
     "design.proposed": "",

@@ -386,6 +386,7 @@ class HouseholdDomain:
     name = "household"
     description = "Built-in ALFWorld-like text households (find, take, clean/heat/cool, put); fast, no dependencies"
     instructions = INSTRUCTIONS
+    offline_policy = "alma_tui.offline.policy:choose_action"
 
     def __init__(self, max_steps: int = MAX_STEPS) -> None:
         self.max_steps = max_steps

@@ -11,7 +11,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from alma_tui.domains import DomainError, get_domain
+from alma_tui.domains import DomainError, get_domain, prepare_domain
 from alma_tui.domains.base import Domain
 from alma_tui.engine.config import SearchConfig
 from alma_tui.engine.context import Progress, Reporter, RunContext
@@ -118,6 +118,10 @@ def open_engine(cfg: SearchConfig, reporter: Reporter | None, cancel: threading.
         llm.restore(spent["prompt_tokens"], spent["completion_tokens"], spent["cost_usd"], spent["calls"])
         engine = Engine(ctx, lock, llm, limits)
         ctx.emit("run.sandbox", sandbox_line, flush=True, strong=iso.strong, report=iso.report)
+        try:  # a domain that generates or loads data does it now, each step an event
+            prepare_domain(domain, lambda line: ctx.emit("domain.prepare", line, flush=True))
+        except DomainError as exc:
+            raise SearchError(str(exc)) from exc
         for path in cleanup_stale_dirs():
             ctx.emit("run.cleanup", f"removed a sandbox folder left by a killed engine: {path}")
         undo.pop_all()

@@ -35,10 +35,11 @@ Policy = Callable[[list[dict[str, Any]], int], str]
 @functools.lru_cache(maxsize=32)
 def load_policy(spec: str | None) -> Policy:
     """The acting policy a domain asks for (``Domain.offline_policy`` = "module:function", a
-    function ``(messages, seed) -> answer``); the household policy when it names none.
-    Imported lazily, like the meta agent below, so install() stays light."""
+    function ``(messages, seed) -> answer``); the generic text agent
+    (:mod:`alma_tui.offline.generic_policy`) when it names none. Imported lazily, like the
+    meta agent below, so install() stays light."""
     if not spec:
-        from alma_tui.offline.policy import choose_action
+        from alma_tui.offline.generic_policy import choose_action
 
         return choose_action
     module, _, attr = spec.partition(":")
