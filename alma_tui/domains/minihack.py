@@ -211,7 +211,8 @@ class MiniHackEnv:
         self.goal = task.goal
         self.max_steps = max_steps
         keys = ("chars", "screen_descriptions", "message", "inv_strs", "inv_letters", "blstats")
-        self._env: Any = gym.make(task.meta["env_id"], observation_keys=keys, max_episode_steps=max_steps)
+        make: Any = gym.make  # gymnasium's Env type has no NLE attributes (actions, StepStatus)
+        self._env: Any = make(task.meta["env_id"], observation_keys=keys, max_episode_steps=max_steps)
         self._actions: tuple[Any, ...] = tuple(self._env.unwrapped.actions)
         self._words: dict[str, int] = {}
         self.steps = 0
