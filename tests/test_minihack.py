@@ -12,7 +12,7 @@ from alma_tui.domains.minihack import FAMILIES, MiniHackDomain, action_words
 from alma_tui.offline.minihack_policy import choose_action, verb_votes
 
 pytest.importorskip("minihack")
-from nle import nethack  # noqa: E402  (after the skip: nle comes with the minihack extra)
+from nle import nethack
 
 
 @pytest.fixture(scope="module")
