@@ -34,7 +34,7 @@ def main() -> None:
             for task in deployment:
                 rng = random.Random(f"{run}:{task.task_id}")
 
-                def act(messages: list[dict], rng: random.Random = rng, run: int = run) -> str:
+                def act(messages: list[dict], rng: random.Random = rng, run: int = run, name: str = name) -> str:
                     if name != "random":
                         return choose_action(messages, run)
                     last = messages[-1]["content"]
