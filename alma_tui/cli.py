@@ -471,9 +471,22 @@ def _check_iterations(repo: Path, run: dict[str, Any] | None, resolved: Any) -> 
     return True
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _load_domain(name: str) -> Any:
+    """The domain, or one line saying why it cannot run here (an unknown name, a missing package,
+    a missing data download such as ALFWorld's), before anything is started."""
     from alma_tui.domains import DomainError, get_domain
 
+    try:
+        domain = get_domain(name)
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
+    missing = domain.requirements() if hasattr(domain, "requirements") else None
+    if missing:
+        raise CliError(f"domain {name!r} is not usable here: {missing}")
+    return domain
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     run = _peek_run(Path(args.repo))
     resolved = settings_from_args(args)
     if not _check_iterations(Path(args.repo), run, resolved):
@@ -504,10 +517,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"({run['iterations_done']}/{run['iterations_target']} iterations done)"
             )
     _check_repo_writable(Path(cfg.repo))
-    try:
-        get_domain(cfg.domain)
-    except DomainError as exc:
-        raise CliError(str(exc)) from exc
+    _load_domain(cfg.domain)
     _check_models(cfg, strict=not cfg.skip_model_check)
     if not args.headless:
         return _run_with_tui(cfg)
@@ -871,7 +881,6 @@ def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from alma_tui.domains import DomainError, get_domain
     from alma_tui.engine.config import EVAL_PATHS
     from alma_tui.engine.evaluator import EvaluationFailed, Evaluator
     from alma_tui.llm.client import LLMClient, RoleParams
@@ -879,10 +888,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = settings_from_args(args, EVAL_PATHS).config  # the settings eval uses; none stored in the repo
     label, code = resolve_design_code(args.design, Path(args.repo))
     domain_name = cfg.domain
-    try:
-        domain = get_domain(domain_name)
-    except DomainError as exc:
-        raise CliError(str(exc)) from exc
+    domain = _load_domain(domain_name)
     agent_model = cfg.agent_model
     _check_models(cfg)  # the meta model is the offline default here: eval has no meta agent
     missing = domain.requirements() if hasattr(domain, "requirements") else None

@@ -50,6 +50,9 @@ class _Entry:
     description: str
     packages: tuple[str, ...] = ()  # importable top-level packages it needs
     hint: str = ""  # how to get what is missing
+    # "module:function" -> None or one line: a light (stdlib-only) check of what packages do not
+    # cover, e.g. a data download; called only once the packages are installed
+    check: str = ""
 
 
 REGISTRY: dict[str, _Entry] = {
@@ -68,9 +71,9 @@ REGISTRY: dict[str, _Entry] = {
     "minihack": _Entry(
         "alma_tui.domains.minihack",
         "MiniHackDomain",
-        "MiniHack navigation and skill tasks with language observations",
-        ("minihack",),
-        "pip install minihack",
+        "MiniHack (NetHack) navigation and skill tasks, rendered as text",
+        ("minihack", "nle"),
+        "pip install 'alma-tui[minihack]'",
     ),
     "babaisai": _Entry(
         "alma_tui.domains.babaisai",
@@ -80,9 +83,10 @@ REGISTRY: dict[str, _Entry] = {
     "alfworld": _Entry(
         "alma_tui.domains.alfworld",
         "ALFWorldDomain",
-        "ALFWorld household games (the paper's benchmark)",
+        "ALFWorld household games played by the real alfworld package (the paper's benchmark)",
         ("alfworld",),
-        "pip install alfworld && alfworld-download (set ALFWORLD_DATA)",
+        "pip install 'alma-tui[alfworld]' && alfworld-download (data: $ALFWORLD_DATA, default ~/.cache/alfworld)",
+        "alma_tui.domains.alfworld_data:data_problem",
     ),
 }
 
@@ -99,6 +103,10 @@ def _requirements(entry: _Entry) -> str | None:
     missing = [p for p in entry.packages if importlib.util.find_spec(p) is None]
     if missing:
         return f"needs {', '.join(missing)}: {entry.hint}" if entry.hint else f"needs {', '.join(missing)}"
+    if entry.check:
+        module, _, attr = entry.check.partition(":")
+        problem: str | None = getattr(importlib.import_module(module), attr)()
+        return problem
     return None
 
 
