@@ -236,25 +236,23 @@ class Game:
         if words_moved:
             self._reread()
         if moved:
-            self._check_end()
+            self._check_end(None if words_moved else movers)
         return Outcome(moved, words_moved, self.won, self.lost)
 
-    def _check_end(self) -> None:
+    def _check_end(self, you: list[int] | None = None) -> None:
+        """Defeat, then win or loss. ``you``: the YOU objects, when the caller knows them."""
         kinds, cells = self.kinds, self.cells
-        you = [i for i, k in enumerate(kinds) if k in self._you and cells[i] >= 0]
+        if you is None:
+            you = [i for i, k in enumerate(kinds) if k in self._you and cells[i] >= 0]
         if self._defeat:
+            deadly = {c for k, c in zip(kinds, cells, strict=True) if k in self._defeat}
             for i in you:
-                c = cells[i]
-                if any(cj == c and kinds[j] in self._defeat for j, cj in enumerate(cells)):
+                if cells[i] in deadly:
                     cells[i] = -1
             you = [i for i in you if cells[i] >= 0]
         if not you:
             self.lost = True
             return
-        win = self._win
-        if win:
-            for i in you:
-                c = cells[i]
-                if any(cj == c and kinds[j] in win for j, cj in enumerate(cells)):
-                    self.won = True
-                    return
+        if self._win:
+            winning = {c for k, c in zip(kinds, cells, strict=True) if k in self._win and c >= 0}
+            self.won = any(cells[i] in winning for i in you)

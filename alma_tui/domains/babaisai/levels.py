@@ -12,8 +12,9 @@ Families (the benchmark's names; two-room levels split the map with a wall colum
   ``<that object> IS YOU`` with a spare ``YOU`` word, then move it onto the win object;
 - ``two_room-goto_win`` / ``two_room-make_win``: as above, with a gap in the wall.
 
-Each level also has distractor objects and, in half the levels, a distractor rule (a WIN
-rule for an absent noun, or ``PUSH``/``STOP``/``DEFEAT`` on a distractor object). A level is
+Each level also has distractor objects and distractor rules: ``PUSH``/``STOP``/``DEFEAT``
+on the distractor object, and/or a ``<noun> IS`` fragment for a noun with no object, so
+some rule changes the board allows are useless. A level is
 kept only when the BFS solver proves it solvable in at most :data:`SOLVE_LIMIT` moves (the
 step limit minus some slack) and, for the rule families, not solvable without moving a
 word; its optimal length is stored with it.
@@ -163,16 +164,18 @@ def _build(rng: random.Random, family: str) -> Level:
         b.words((other.upper(), "IS"), left, range(h))
         b.missing("YOU", left)
         b.obj(other, right, range(h))
-    # distractors: objects anywhere, and in half the levels one distractor rule
+    # distractors: objects anywhere, a rule on them and/or a rule fragment for an absent noun,
+    # so that some rule changes the board allows are useless (as in the benchmark)
     distractor = spare if family == "make_you" else rng.choice([other, spare])
+    on_board = {win_noun, distractor, "wall" if two_room else "baba", other if family == "make_you" else "baba"}
+    absent = [t for t in (*_THINGS, "wall") if t not in on_board]
     for _ in range(rng.randint(1, 2)):
         b.obj(distractor, range(w), range(h))
-    kind = rng.choice(("none", "none", "none", "absent_win", "property"))
-    if kind == "absent_win" and family != "make_you":
-        absent = next(t for t in (other, spare) if t != distractor)
-        b.words((absent.upper(), "IS", "WIN"), left, range(h))
-    elif kind == "property":
+    kind = rng.choice(("property", "fragment", "both")) if absent else "property"
+    if kind in ("property", "both"):
         b.words((distractor.upper(), "IS", rng.choice(("PUSH", "STOP", "DEFEAT"))), left, range(h))
+    if kind in ("fragment", "both"):
+        b.words((rng.choice(absent).upper(), "IS"), left, range(h))
     level = Level(w, h, tuple(b.items), family)
     if sorted(Game(level).rules) != sorted(b.rules):
         raise _Retry  # words that line up by accident would change the puzzle
