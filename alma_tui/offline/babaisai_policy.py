@@ -7,7 +7,7 @@ plans on it with the game's rules (:mod:`alma_tui.domains.babaisai`), as an LLM 
 the rules would.
 
 What it does not know is *which rule to change*. Each turn it first tries to walk a YOU
-object onto a WIN object without moving any word. When that is impossible it picks one
+object onto a WIN object without changing any rule. When that is impossible it picks one
 rule change among those the board allows (form ``<noun> IS WIN`` or ``<noun> IS YOU`` from
 word tiles on the board, or break an active ``... IS STOP``), plans it by breadth-first
 search, carries it out, and tries to walk to a WIN object again. Without memory it takes
@@ -30,17 +30,18 @@ Memory is read as lower-cased non-empty lines, line ``i`` weighing ``1 / (1 + 0.
    (or at the top). Every ``active rules: a is b, c is d.`` in it is a board's rules;
    rules in the episode's last set but not its first were *formed*, rules in the first but
    not the last were *broken*. Its outcome is read from an ``outcome:`` line (``success``/
-   ``fail``) or a ``you win`` observation: a success votes for its changes, a failure
-   against them (weight of the episode's first line; half for an unknown outcome). So
+   ``fail``) or a ``you win`` observation. A success votes for its last change with the
+   weight of the episode's first line and for its other changes with half of it; a failure
+   votes against all its changes with half; an unknown outcome for them with half. So
    trajectory retrieval's stored episodes ("Setting: Active rules: ...", "right -> Active
    rules: ...") vote without any summarising.
 
-A vote for ``<noun> is <p>`` counts fully for the same candidate and half for the same
-change with another noun whose object is on this board (``formed key is win`` in memory
-helps ``ball is win`` here, where there is a ball: siblings of a family use different
-objects); a vote to break ``<noun> is <p>`` counts half for breaking any ``... is <p>``.
-Candidates with positive votes are tried first (highest first), then the unvoted ones in
-the seeded order, then those voted against.
+A vote for ``<noun> is <p>`` counts fully for the same candidate and half for forming
+``<other noun> is <p>`` when that noun's word is in no active rule and its object is on
+this board (``formed key is win`` in memory helps ``ball is win`` next to a loose ``BALL
+IS``: siblings of a family use different objects); a vote to break ``<noun> is <p>``
+counts half for breaking any ``... is <p>``. Candidates with positive votes are tried
+first (highest first), then the unvoted ones in the seeded order, then those voted against.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from dataclasses import dataclass
 from alma_tui.agent.prompt import ADMISSIBLE_HEADING, MEMORY_HEADING
 from alma_tui.domains.babaisai.engine import NOUNS, Game, Item, Level
 from alma_tui.domains.babaisai.levels import MAX_STEPS
+from alma_tui.domains.babaisai.render import loose_words
 from alma_tui.domains.babaisai.solver import search
 
 __all__ = ["Candidate", "choose_action", "memory_votes", "parse_board"]
@@ -65,7 +67,7 @@ _EDGE = re.compile(
 _ITEM = re.compile(r"^(?:rule `(\w+)`|(?:(\w+) )?(" + "|".join(NOUNS) + r")) (.+)$")
 _DX = re.compile(r"(\d+) steps? to the (left|right)")
 _DY = re.compile(r"(\d+) steps? (up|down)")
-_RULES = re.compile(r"active rules:\s*([^.\n]*)")
+_RULES = re.compile(r"active rules:\s*([^.;\n]*)")
 _RULE = re.compile(r"\b(" + "|".join(NOUNS) + r") is ([a-z]+)\b")
 _FORM = re.compile(r"\b(?:form|formed|forming|make|made|making|create|created)\b")
 _BREAK = re.compile(r"\b(?:break|broke|broken|breaking)\b")
@@ -149,22 +151,36 @@ def memory_votes(memory: str) -> tuple[tuple[Candidate, float], ...]:
         text = "\n".join(ep)
         outcome = re.search(r"outcome:\s*(\w+)", text)
         if outcome:
-            sign = 1.0 if outcome.group(1).startswith("success") else -1.0 if "fail" in outcome.group(1) else 0.5
+            sign = 1.0 if outcome.group(1).startswith("success") else -0.5 if "fail" in outcome.group(1) else 0.5
         else:
             sign = 1.0 if "you win" in text else 0.5
         weight = sign / (1.0 + 0.1 * first)
-        votes += [(Candidate("form", a, b), weight) for a, b in sorted(boards[-1] - boards[0])]
-        votes += [(Candidate("break", a, b), weight) for a, b in sorted(boards[0] - boards[-1])]
+        changes = [Candidate("form", a, b) for a, b in sorted(boards[-1] - boards[0])]
+        changes += [Candidate("break", a, b) for a, b in sorted(boards[0] - boards[-1])]
+        last = _last_change(boards, changes)
+        votes += [(c, weight if c == last or sign < 0 else 0.5 * weight) for c in changes]
     return tuple(votes)
 
 
-def _score(cand: Candidate, votes: tuple[tuple[Candidate, float], ...], present: frozenset[str]) -> float:
+def _last_change(boards: list[frozenset[tuple[str, str]]], changes: list[Candidate]) -> Candidate | None:
+    """The net change that happened last (the one the win came right after)."""
+    for before, after in zip(boards[-2::-1], boards[::-1], strict=False):
+        for c in changes:
+            rule = (c.noun, c.prop)
+            if (c.op == "form" and rule in after and rule not in before) or (
+                c.op == "break" and rule in before and rule not in after
+            ):
+                return c
+    return None
+
+
+def _score(cand: Candidate, votes: tuple[tuple[Candidate, float], ...], sibling: frozenset[str]) -> float:
     total = 0.0
     for v, w in votes:
         if v.op == cand.op and v.prop == cand.prop:
             if v.noun == cand.noun:
                 total += w
-            elif cand.op == "break" or cand.noun in present:
+            elif cand.op == "break" or cand.noun in sibling:
                 total += 0.5 * w
     return total
 
@@ -189,8 +205,9 @@ def _candidates(game: Game) -> list[Candidate]:
 
 def _ordered(cands: list[Candidate], game: Game, memory: str, seed: int, initial: str) -> list[Candidate]:
     votes = memory_votes(memory) if memory else ()
-    present = frozenset(k for k, c in zip(game.kinds, game.cells, strict=True) if c >= 0 and not k.isupper())
-    scored = [(_score(c, votes, present), zlib.crc32(f"{seed}|{initial}|{c}".encode()), c) for c in cands]
+    present = {k for k, c in zip(game.kinds, game.cells, strict=True) if c >= 0 and not k.isupper()}
+    sibling = frozenset(present & set(loose_words(game)))  # a loose noun word with its object on the board
+    scored = [(_score(c, votes, sibling), zlib.crc32(f"{seed}|{initial}|{c}".encode()), c) for c in cands]
     pos = sorted((s for s in scored if s[0] > 0), key=lambda s: (-s[0], s[1]))
     zero = sorted((s for s in scored if s[0] == 0), key=lambda s: s[1])
     neg = sorted((s for s in scored if s[0] < 0), key=lambda s: (-s[0], s[1]))
@@ -216,7 +233,7 @@ def _cached_search(key: tuple, game: Game, cand: Candidate | None, budget: int) 
         if len(_SEARCHES) > 50_000:
             _SEARCHES.clear()
         if cand is None:
-            path = search(game, lambda g: g.won, budget, _MAX_NODES, allow=lambda o: not o.words_moved)
+            path = search(game, lambda g: g.won, budget, _MAX_NODES, allow=lambda o: not o.rules_changed)
         else:
             path = search(game, cand.done, budget, _MAX_NODES)
         _SEARCHES[k] = None if path is None else tuple(path)
@@ -231,8 +248,8 @@ class _Decision:
 
 
 def _fresh(game: Game, budget: int, memory: str, seed: int, initial: str, tried: tuple[str, ...]) -> _Decision:
-    """Walk to a WIN object if no word needs to move; else commit to the next untried rule
-    change. One that cannot be done in time costs a fumbled step, as it would an LLM."""
+    """Walk to a WIN object if no rule needs to change; else commit to the next untried rule
+    change. One that cannot be done in time costs a step (idle), as it would an LLM."""
     walk = _walk(game, budget)
     if walk:
         return _Decision("walk", walk, tried)
@@ -248,7 +265,7 @@ def _fresh(game: Game, budget: int, memory: str, seed: int, initial: str, tried:
     path = _plan(game, cand, budget - 1)  # keep a step to walk on afterwards
     if path:
         return _Decision(str(cand), path, tried)
-    return _Decision("fumble", (rng.choice(_MOVES),), tried)
+    return _Decision("fumble", ("idle",), tried)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -75,12 +75,13 @@ class Level:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one step did: ``moved`` (anything moved), ``words_moved`` (rules may have changed)."""
+    """What one step did: ``moved`` (anything moved), ``words_moved``, ``rules_changed``."""
 
     moved: bool
     words_moved: bool
     won: bool
     lost: bool
+    rules_changed: bool = False
 
 
 def parse_rules(words: dict[int, str], width: int, height: int) -> tuple[tuple[str, str], ...]:
@@ -233,11 +234,14 @@ class Game:
                     words_moved = True
             cells[i] += delta
             moved = True
+        rules_changed = False
         if words_moved:
+            before = self.rules
             self._reread()
+            rules_changed = set(self.rules) != set(before)
         if moved:
             self._check_end(None if words_moved else movers)
-        return Outcome(moved, words_moved, self.won, self.lost)
+        return Outcome(moved, words_moved, self.won, self.lost, rules_changed)
 
     def _check_end(self, you: list[int] | None = None) -> None:
         """Defeat, then win or loss. ``you``: the YOU objects, when the caller knows them."""

@@ -12,12 +12,14 @@ Families (the benchmark's names; two-room levels split the map with a wall colum
   ``<that object> IS YOU`` with a spare ``YOU`` word, then move it onto the win object;
 - ``two_room-goto_win`` / ``two_room-make_win``: as above, with a gap in the wall.
 
-Each level also has distractor objects and distractor rules: ``PUSH``/``STOP``/``DEFEAT``
-on the distractor object, and/or a ``<noun> IS`` fragment for a noun with no object, so
-some rule changes the board allows are useless. A level is
-kept only when the BFS solver proves it solvable in at most :data:`SOLVE_LIMIT` moves (the
-step limit minus some slack) and, for the rule families, not solvable without moving a
-word; its optimal length is stored with it.
+A family always uses the same objects (placed anew in each level), so its levels are
+siblings whose solutions transfer. Each level also has distractor objects and distractor
+rules: ``PUSH``/``STOP``/``DEFEAT`` on the distractor object, and/or a ``<noun> IS``
+fragment for a noun with no object, so some rule changes the board allows are useless.
+A level is kept only when the BFS solver proves it solvable in at most
+:data:`SOLVE_LIMIT` moves (the step limit minus some slack) and, for the goto families,
+solvable without changing a rule, for the rule families not; its optimal solution is
+stored with it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ _WALK_FAMILIES = {"goto_win", "two_room-goto_win"}
 _THINGS = ("ball", "door", "key")
 _COLORS = ("red", "green", "blue", "purple", "yellow")
 _ATTEMPTS = 400
+# each family's objects (win object, other object, distractor): fixed, so a family's levels
+# are siblings, and chosen so that families whose rules look alike use different objects
+_THEMES = {
+    "goto_win": ("key", "ball", "door"),
+    "make_win": ("ball", "key", "door"),
+    "you_win": ("ball", "key", "door"),
+    "break_stop": ("ball", "key", "door"),
+    "make_you": ("key", "ball", "door"),
+    "two_room-goto_win": ("door", "ball", "key"),
+    "two_room-make_win": ("key", "door", "ball"),
+}
 
 
 @dataclass(frozen=True)
@@ -136,9 +149,7 @@ def _build(rng: random.Random, family: str) -> Level:
     two_room = family in ("break_stop", "make_you") or family.startswith("two_room")
     w, h = (10, 7) if two_room else (7, 7)
     b = _Board(rng, w, h)
-    things = list(_THINGS)
-    rng.shuffle(things)
-    win_noun, other, spare = things
+    win_noun, other, spare = _THEMES[family]
     left = range(0, 5) if two_room else range(w)
     right = range(6, 10) if two_room else range(w)
     if two_room:
@@ -166,7 +177,7 @@ def _build(rng: random.Random, family: str) -> Level:
         b.obj(other, right, range(h))
     # distractors: objects anywhere, a rule on them and/or a rule fragment for an absent noun,
     # so that some rule changes the board allows are useless (as in the benchmark)
-    distractor = spare if family == "make_you" else rng.choice([other, spare])
+    distractor = spare
     on_board = {win_noun, distractor, "wall" if two_room else "baba", other if family == "make_you" else "baba"}
     absent = [t for t in (*_THINGS, "wall") if t not in on_board]
     for _ in range(rng.randint(1, 2)):
@@ -189,10 +200,9 @@ def _valid(level: Level) -> tuple[str, ...] | None:
     path = search(game, lambda g: g.won, SOLVE_LIMIT, max_nodes=_GEN_NODES)
     if path is None or len(path) < MIN_STEPS:
         return None
-    if level.family not in _WALK_FAMILIES:
-        walk = search(game, lambda g: g.won, SOLVE_LIMIT, max_nodes=_GEN_NODES, allow=lambda o: not o.words_moved)
-        if walk is not None:
-            return None  # the rule puzzle could be skipped: not a level of its family
+    walk = search(game, lambda g: g.won, SOLVE_LIMIT, max_nodes=_GEN_NODES, allow=lambda o: not o.rules_changed)
+    if (walk is not None) != (level.family in _WALK_FAMILIES):
+        return None  # a goto level must need no rule change; a rule level must need one
     return tuple(path)
 
 

@@ -3,17 +3,18 @@
 The format follows the BALROG language wrapper the paper's agents used (active rules, then
 every object and word tile with its offset from the player: "rule `win` 2 steps to the
 right and 1 step up", "key 3 steps down"), with three small changes that any agent needs
-and the image showed: the rules are one line (so the first line says what kind of level
-this is), the distance to each edge of the map is given, and objects keep their colour.
+and the image showed: the rules are one line, followed by the words that are in no rule
+(so the first line says what kind of level this is), the distance to each edge of the map
+is given, and objects keep their colour.
 The player is the first ``YOU`` object in reading order; it is listed as
 "baba at your position".
 """
 
 from __future__ import annotations
 
-from alma_tui.domains.babaisai.engine import Game
+from alma_tui.domains.babaisai.engine import NOUNS, Game
 
-__all__ = ["offset_text", "render", "rules_line"]
+__all__ = ["loose_words", "offset_text", "render", "rules_line"]
 
 
 def _n(v: int, unit_one: str, unit_many: str) -> str:
@@ -30,9 +31,29 @@ def offset_text(dx: int, dy: int) -> str:
     return " and ".join(parts) if parts else "at your position"
 
 
+def loose_words(game: Game) -> list[str]:
+    """Word tiles that are not part of an active rule, in reading order."""
+    w, h = game.width, game.height
+    words = {c: k.lower() for k, c in zip(game.kinds, game.cells, strict=True) if c >= 0 and k.isupper()}
+    used: set[int] = set()
+    for cell, word in words.items():
+        if word not in NOUNS:
+            continue
+        x, y = cell % w, cell // w
+        for step, fits in ((1, x + 2 < w), (w, y + 2 < h)):
+            line = (cell, cell + step, cell + 2 * step)
+            if fits and words.get(line[1]) == "is" and (word, words.get(line[2], "")) in game.rules:
+                used.update(line)
+    return [words[c] for c in sorted(words) if c not in used]
+
+
 def rules_line(game: Game) -> str:
-    rules = ", ".join(f"{n} is {p}" for n, p in game.rules)
-    return f"Active rules: {rules or 'none'}."
+    """The first line: active rules, then the words not in a rule, each in alphabetical
+    order (so the line alone says what kind of level this is, the same way for two levels
+    of one kind: retrieval keyed on it finds siblings)."""
+    rules = ", ".join(sorted(f"{n} is {p}" for n, p in game.rules))
+    loose = ", ".join(sorted(loose_words(game)))
+    return f"Active rules: {rules or 'none'}; words not in a rule: {loose or 'none'}."
 
 
 def render(game: Game) -> str:

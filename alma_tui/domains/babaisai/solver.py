@@ -34,7 +34,7 @@ def search(
     """Shortest action list from ``start`` to a board where ``goal`` holds (lost boards are
     dead ends); ``[]`` when it holds already; None when no path of at most ``max_depth``
     moves exists among the first ``max_nodes`` boards. ``allow`` can forbid moves by their
-    outcome (the policy's walking planner forbids moving words)."""
+    outcome (the policy's walking planner forbids changing rules)."""
     if goal(start):
         return []
     if start.lost or max_depth <= 0:
