@@ -14,8 +14,9 @@ Families (the benchmark's names; two-room levels split the map with a wall colum
 
 A family always uses the same objects (placed anew in each level), so its levels are
 siblings whose solutions transfer. Each level also has distractor objects and distractor
-rules: ``PUSH``/``STOP``/``DEFEAT`` on the distractor object, and/or a ``<noun> IS``
-fragment for a noun with no object, so some rule changes the board allows are useless.
+rules: ``PUSH``/``STOP``/``DEFEAT`` on the distractor object and (where a noun is left
+over) a ``<noun> IS`` fragment for a noun with no object, so some rule changes the board
+allows are useless.
 A level is kept only when the BFS solver proves it solvable in at most
 :data:`SOLVE_LIMIT` moves (the step limit minus some slack) and, for the goto families,
 solvable without changing a rule, for the rule families not; its optimal solution is
@@ -175,14 +176,14 @@ def _build(rng: random.Random, family: str) -> Level:
         b.words((other.upper(), "IS"), left, range(h))
         b.missing("YOU", left)
         b.obj(other, right, range(h))
-    # distractors: objects anywhere, a rule on them and/or a rule fragment for an absent noun,
+    # distractors: objects anywhere, a rule on them and a rule fragment for an absent noun,
     # so that some rule changes the board allows are useless (as in the benchmark)
     distractor = spare
     on_board = {win_noun, distractor, "wall" if two_room else "baba", other if family == "make_you" else "baba"}
     absent = [t for t in (*_THINGS, "wall") if t not in on_board]
     for _ in range(rng.randint(1, 2)):
         b.obj(distractor, range(w), range(h))
-    kind = rng.choice(("property", "fragment", "both")) if absent else "property"
+    kind = "both" if absent else "property"
     if kind in ("property", "both"):
         b.words((distractor.upper(), "IS", rng.choice(("PUSH", "STOP", "DEFEAT"))), left, range(h))
     if kind in ("fragment", "both"):
