@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alma_tui.domains import get_domain
+from alma_tui.domains import get_domain, list_domains
 from alma_tui.domains.babaisai.domain import BabaIsAIDomain, reward
 from alma_tui.domains.babaisai.engine import Game, Item, Level
 from alma_tui.domains.babaisai.levels import FAMILIES, MAX_STEPS, generate_level
@@ -199,6 +199,7 @@ def test_every_family_is_solvable_within_the_limit_and_its_solution_replays(fami
 
 
 def test_task_pools_are_seeded_disjoint_and_share_families() -> None:
+    assert dict((n, r) for n, _, r in list_domains())["babaisai"] is None, "ready, nothing to install"
     domain = get_domain("babaisai")
     assert isinstance(domain, BabaIsAIDomain)
     train = domain.tasks("train", 0)

@@ -8,17 +8,26 @@ import random
 import pytest
 
 from alma_tui.agent.loop import run_episode
+from alma_tui.agent.prompt import step_message, system_prompt
 from alma_tui.domains.babaisai.domain import BabaIsAIDomain
 from alma_tui.domains.babaisai.engine import Game
 from alma_tui.domains.babaisai.levels import FAMILIES, generate_level
 from alma_tui.domains.babaisai.render import render
 from alma_tui.offline import babaisai_policy as policy
 from alma_tui.offline.babaisai_policy import Candidate, choose_action, memory_votes, parse_board
-from alma_tui.offline.provider import load_policy
+from alma_tui.offline.provider import load_policy, offline_answer
 
 
-def test_the_domain_names_this_policy_and_the_offline_provider_loads_it() -> None:
+def test_the_domain_names_this_policy_and_the_offline_agent_answers_with_it() -> None:
     assert load_policy(BabaIsAIDomain.offline_policy) is choose_action
+    domain = BabaIsAIDomain()
+    env = domain.make_env(domain.tasks("test", 0, 1)[0])
+    messages = [
+        {"role": "system", "content": system_prompt(domain.instructions, "")},
+        {"role": "user", "content": step_message(env.reset(), env.admissible_actions())},
+    ]
+    answer = offline_answer("offline/agent", messages, 0, BabaIsAIDomain.offline_policy)
+    assert answer in env.admissible_actions() and answer != "idle"
 
 
 @pytest.mark.parametrize("family", FAMILIES)

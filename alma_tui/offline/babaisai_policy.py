@@ -234,8 +234,9 @@ def _cached_search(key: tuple, game: Game, cand: Candidate | None, budget: int) 
             _SEARCHES.clear()
         if cand is None:
             path = search(game, lambda g: g.won, budget, _MAX_NODES, allow=lambda o: not o.rules_changed)
-        else:
-            path = search(game, cand.done, budget, _MAX_NODES)
+        else:  # make the change without breaking a WIN or YOU rule on the way
+            keep = {r for r in game.rules if r[1] in ("win", "you") and r != (cand.noun, cand.prop)}
+            path = search(game, lambda g: cand.done(g) and keep <= set(g.rules), budget, _MAX_NODES)
         _SEARCHES[k] = None if path is None else tuple(path)
     return _SEARCHES[k]
 

@@ -18,9 +18,9 @@ rules: ``PUSH``/``STOP``/``DEFEAT`` on the distractor object and (where a noun i
 over) a ``<noun> IS`` fragment for a noun with no object, so some rule changes the board
 allows are useless.
 A level is kept only when the BFS solver proves it solvable in at most
-:data:`SOLVE_LIMIT` moves (the step limit minus some slack) and, for the goto families,
-solvable without changing a rule, for the rule families not; its optimal solution is
-stored with it.
+:data:`SOLVE_LIMIT` moves (the step limit minus some slack), for the goto families without
+changing a rule, for the rule families not without one but by the family's own change
+(:func:`intended_change`, then a walk); its optimal solution is stored with it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from functools import lru_cache
 from alma_tui.domains.babaisai.engine import Game, Item, Level
 from alma_tui.domains.babaisai.solver import search
 
-__all__ = ["FAMILIES", "MAX_STEPS", "SOLVE_LIMIT", "GeneratedLevel", "family_of", "generate_level"]
+__all__ = ["FAMILIES", "MAX_STEPS", "SOLVE_LIMIT", "GeneratedLevel", "family_of", "generate_level", "intended_change"]
 
 MAX_STEPS = 20  # the benchmark's step limit (ALMA's setup)
 SOLVE_LIMIT = 16  # generated levels are solvable in this many moves, leaving slack
@@ -194,6 +194,44 @@ def _build(rng: random.Random, family: str) -> Level:
     return level
 
 
+def intended_change(family: str) -> tuple[str, str, str] | None:
+    """The rule change a family is about: ("form" | "break", noun, property), None for goto."""
+    win_noun, other, _ = _THEMES[family]
+    return {
+        "make_win": ("form", win_noun, "win"),
+        "two_room-make_win": ("form", win_noun, "win"),
+        "you_win": ("form", "baba", "win"),
+        "break_stop": ("break", "wall", "stop"),
+        "make_you": ("form", other, "you"),
+    }.get(family)
+
+
+def _family_way(game: Game, family: str) -> bool:
+    """Can the level be won the family's way within the limit: make its rule change (keeping
+    the WIN and YOU rules), then walk to a WIN object without changing a rule? So a family's
+    levels really are siblings: what solved one solves the others."""
+    change = intended_change(family)
+    if change is None:
+        return True
+    op, noun, prop = change
+    keep = {r for r in game.rules if r[1] in ("win", "you")}
+
+    def made(g: Game) -> bool:
+        active = (noun, prop) in g.rules
+        return (active if op == "form" else not active) and keep <= set(g.rules)
+
+    first = search(game, made, SOLVE_LIMIT, max_nodes=_GEN_NODES)
+    if first is None:
+        return False
+    after = game.copy()
+    for move in first:
+        after.step(move)
+    if after.won:
+        return True
+    rest = search(after, lambda g: g.won, SOLVE_LIMIT - len(first), _GEN_NODES, lambda o: not o.rules_changed)
+    return rest is not None
+
+
 def _valid(level: Level) -> tuple[str, ...] | None:
     game = Game(level)
     if game.won or game.lost:
@@ -204,6 +242,8 @@ def _valid(level: Level) -> tuple[str, ...] | None:
     walk = search(game, lambda g: g.won, SOLVE_LIMIT, max_nodes=_GEN_NODES, allow=lambda o: not o.rules_changed)
     if (walk is not None) != (level.family in _WALK_FAMILIES):
         return None  # a goto level must need no rule change; a rule level must need one
+    if not _family_way(game, level.family):
+        return None
     return tuple(path)
 
 
