@@ -185,7 +185,7 @@ def test_reward_follows_the_benchmark() -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_is_solvable_within_the_limit_and_its_solution_replays(family: str) -> None:
-    for seed in (1, 3):  # a sample: the benchmark script checks hundreds
+    for seed in (1,):  # a sample (generation costs ~0.2-1 s a level): benchmarks/babaisai_speed.py checks 140
         gen = generate_level(seed * 1000 + 1, family)
         assert gen.level.family == family
         assert 1 <= gen.optimal_steps <= MAX_STEPS
