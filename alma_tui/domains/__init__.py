@@ -78,7 +78,7 @@ REGISTRY: dict[str, _Entry] = {
     "babaisai": _Entry(
         "alma_tui.domains.babaisai",
         "BabaIsAIDomain",
-        "Baba Is AI rule-manipulation puzzles",
+        "Baba Is AI rule-manipulation puzzles (built-in engine, 7 families); no dependencies",
     ),
     "alfworld": _Entry(
         "alma_tui.domains.alfworld",
