@@ -891,10 +891,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     domain = _load_domain(domain_name)
     agent_model = cfg.agent_model
     _check_models(cfg)  # the meta model is the offline default here: eval has no meta agent
-    missing = domain.requirements() if hasattr(domain, "requirements") else None
-    if missing:
-        raise CliError(f"domain {domain_name!r} is not usable here: {missing}")
-    from alma_tui.domains import prepare_domain
+    from alma_tui.domains import DomainError, prepare_domain
 
     try:  # games to generate or data to load: before the sandbox and the first task, with progress
         prepare_domain(domain, lambda line: print(line, file=sys.stderr, flush=True))
