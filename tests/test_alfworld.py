@@ -12,9 +12,16 @@ from alma_tui.agent.loop import run_episode
 from alma_tui.domains import list_domains
 from alma_tui.domains.alfworld import ALFWorldDomain, clean_observation
 from alma_tui.domains.alfworld_data import TASK_TYPES, data_problem, find_games, pool
-from alma_tui.offline.alfworld_policy import AlfGoal, choose_action, parse_alfworld_goal
+from alma_tui.offline.alfworld_policy import AlfGoal, parse_alfworld_goal
+from alma_tui.offline.provider import offline_answer
 from tests.alfworld_games import STANDARD, GameSpec, write_dataset, write_game
 from tests.test_cli import one_line_error, run_cli
+
+
+def _act(messages: list[dict], seed: int) -> str:
+    """The policy as the evaluator reaches it: through the offline provider, which unfolds the
+    default ``--agent-history summary`` chat for it."""
+    return offline_answer("offline/agent", messages, seed, ALFWorldDomain.offline_policy)
 
 
 @pytest.fixture
@@ -127,7 +134,7 @@ def test_the_package_env_plays_every_task_type(data: Path) -> None:
         assert "help" not in acts and any(a.startswith("go to ") for a in acts)
         nothing = env.step("dance wildly")
         assert nothing.observation == "Nothing happens." and not nothing.done
-        episode, info = run_episode(env, task, domain, "", lambda m: choose_action(m, 0))
+        episode, info = run_episode(env, task, domain, "", lambda m: _act(m, 0))
         assert episode.initial_observation == obs  # reset() is repeatable on the same env
         solved[task.meta["task_type"]] = (info["success"], info["steps"])
         assert env.score() == (1.0 if info["success"] else 0.0)
@@ -154,14 +161,9 @@ def test_memory_points_the_policy_at_the_right_receptacle(data: Path) -> None:
                 where = a[6:]
                 break
     assert where is not None
-    blind = [
-        run_episode(domain.make_env(task), task, domain, "", lambda m, s=s: choose_action(m, s))[1] for s in range(2)
-    ]
+    blind = [run_episode(domain.make_env(task), task, domain, "", lambda m, s=s: _act(m, s))[1] for s in range(2)]
     memory = f"take mug 1 from {where} (x3)"
-    told = [
-        run_episode(domain.make_env(task), task, domain, memory, lambda m, s=s: choose_action(m, s))[1]
-        for s in range(2)
-    ]
+    told = [run_episode(domain.make_env(task), task, domain, memory, lambda m, s=s: _act(m, s))[1] for s in range(2)]
     assert all(i["success"] for i in told)
     assert sum(i["steps"] for i in told) < sum(i["steps"] for i in blind)
 

@@ -18,6 +18,12 @@ from alma_tui.offline.babaisai_policy import Candidate, choose_action, memory_vo
 from alma_tui.offline.provider import load_policy, offline_answer
 
 
+def _act(messages: list[dict], seed: int) -> str:
+    """The policy as the evaluator reaches it: through the offline provider, which unfolds the
+    default ``--agent-history summary`` chat for it."""
+    return offline_answer("offline/agent", messages, seed, BabaIsAIDomain.offline_policy)
+
+
 def test_the_domain_names_this_policy_and_the_offline_agent_answers_with_it() -> None:
     assert load_policy(BabaIsAIDomain.offline_policy) is choose_action
     domain = BabaIsAIDomain()
@@ -96,8 +102,8 @@ def test_the_policy_is_deterministic_and_follows_memory_to_a_win() -> None:
     tasks = [t for t in domain.tasks("test", 3, 21) if t.meta["family"] == "break_stop"]
     memory = "Broke wall is stop, then walked to the ball."
     for task in tasks:
-        first = _play(task, memory, lambda m: choose_action(m, 1))
-        assert first == _play(task, memory, lambda m: choose_action(m, 1))
+        first = _play(task, memory, lambda m: _act(m, 1))
+        assert first == _play(task, memory, lambda m: _act(m, 1))
         assert first[0], f"{task.task_id}: memory named the right change, the policy should win"
 
 
@@ -108,6 +114,6 @@ def test_the_policy_beats_random_actions_without_memory() -> None:
     def rand(messages: list[dict]) -> str:
         return random.Random(len(messages)).choice(["idle", "up", "right", "down", "left"])
 
-    ours = sum(_play(t, "", lambda m: choose_action(m, 0))[0] for t in tasks)
+    ours = sum(_play(t, "", lambda m: _act(m, 0))[0] for t in tasks)
     chance = sum(_play(t, "", rand)[0] for t in tasks)
     assert ours >= len(tasks) // 2 > chance

@@ -9,10 +9,17 @@ import pytest
 
 from alma_tui.agent.loop import run_episode
 from alma_tui.domains.minihack import FAMILIES, MiniHackDomain, action_words
-from alma_tui.offline.minihack_policy import choose_action, verb_votes
+from alma_tui.offline.minihack_policy import verb_votes
+from alma_tui.offline.provider import offline_answer
 
 pytest.importorskip("minihack")
 from nle import nethack
+
+
+def _act(messages: list[dict], seed: int) -> str:
+    """The policy as the evaluator reaches it: through the offline provider, which unfolds the
+    default ``--agent-history summary`` chat for it."""
+    return offline_answer("offline/agent", messages, seed, MiniHackDomain.offline_policy)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,7 @@ def test_action_words_map_to_the_tasks_own_nle_ids(domain: MiniHackDomain) -> No
 def test_a_skill_task_played_through_the_prompts(domain: MiniHackDomain) -> None:
     task = next(t for t in domain.tasks("test", 0, 4) if t.meta["family"] == "Wear")
     env = domain.make_env(task)
-    episode, info = run_episode(env, task, domain, "", lambda m: choose_action(m, 0))
+    episode, info = run_episode(env, task, domain, "", lambda m: _act(m, 0))
     actions = [s.action for s in episode.steps]
     assert info["success"] and env.score() == 1.0
     assert "pick up" in actions and "wear" in actions
@@ -88,10 +95,8 @@ def test_memory_orders_the_skill_verbs() -> None:
     votes = verb_votes(memory)
     assert votes["pray"] > 0 and votes["wield"] < 0 and votes["pick up"] < 0
     task = next(t for t in MiniHackDomain().tasks("test", 0, 4) if t.meta["family"] == "Pray")
-    blind = run_episode(MiniHackDomain().make_env(task), task, MiniHackDomain(), "", lambda m: choose_action(m, 0))[1]
-    told = run_episode(MiniHackDomain().make_env(task), task, MiniHackDomain(), memory, lambda m: choose_action(m, 0))[
-        1
-    ]
+    blind = run_episode(MiniHackDomain().make_env(task), task, MiniHackDomain(), "", lambda m: _act(m, 0))[1]
+    told = run_episode(MiniHackDomain().make_env(task), task, MiniHackDomain(), memory, lambda m: _act(m, 0))[1]
     assert told["success"] and told["steps"] < blind["steps"]
 
 
@@ -105,6 +110,6 @@ def test_offline_policy_beats_random_admissible_actions(domain: MiniHackDomain) 
             last = messages[-1]["content"]
             return rng.choice([ln[2:] for ln in last.splitlines() if ln.startswith("- ")])
 
-        for name, act in (("policy", lambda m: choose_action(m, 0)), ("random", rand)):
+        for name, act in (("policy", lambda m: _act(m, 0)), ("random", rand)):
             wins[name] += run_episode(domain.make_env(task), task, domain, "", act)[1]["success"]
     assert wins["policy"] >= wins["random"] + 4, wins

@@ -53,9 +53,9 @@ import zlib
 from dataclasses import dataclass
 
 from alma_tui.agent.prompt import ADMISSIBLE_HEADING, MEMORY_HEADING
-from alma_tui.domains.babaisai.engine import NOUNS, Game, Item, Level
+from alma_tui.domains.babaisai.engine import ACTIONS, NOUNS, Game, Item, Level
 from alma_tui.domains.babaisai.levels import MAX_STEPS
-from alma_tui.domains.babaisai.render import loose_words
+from alma_tui.domains.babaisai.render import loose_words, render
 from alma_tui.domains.babaisai.solver import search
 
 __all__ = ["Candidate", "choose_action", "memory_votes", "parse_board"]
@@ -295,6 +295,32 @@ def _observation(content: str) -> str:
     return obs.strip()
 
 
+def _unfolded(history: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The boards of turns the chat shows only as a summary line (``--agent-history summary``
+    keeps the first line of older observations), rebuilt by replaying the actions taken from the
+    first board, which the chat always shows in full. Moves are deterministic, so the replayed
+    boards are the ones the agent saw; a chat that shows every board is returned unchanged."""
+    folded = [
+        i
+        for i, (obs, _) in enumerate(history[1:], 1)
+        if parse_board(obs) is None and not obs.startswith("Nothing happens")
+    ]
+    game = parse_board(history[0][0]) if history else None
+    if not folded or game is None:
+        return history
+    game = game.copy()  # parse_board's boards are cached: never step one of them
+    out = [history[0]]
+    for i in range(1, len(history)):
+        action = history[i - 1][1]
+        if action in ACTIONS:
+            game.step(action)
+            obs = render(game)
+        else:
+            obs = "Nothing happens."
+        out.append((history[i][0] if i == len(history) - 1 else obs, history[i][1]))
+    return out
+
+
 def choose_action(messages: list[dict], seed: int) -> str:
     """Pick one admissible action from the chat alone (deterministic for ``seed``)."""
     memory = ""
@@ -307,6 +333,7 @@ def choose_action(messages: list[dict], seed: int) -> str:
             history.append((_observation(str(m.get("content", ""))), ""))
         elif m.get("role") == "assistant" and history:
             history[-1] = (history[-1][0], " ".join(str(m.get("content", "")).lower().split()))
+    history = _unfolded(history)
     # a "Nothing happens." or other board-less turn carries the last board forward
     boards: list[tuple[str, str]] = []
     for obs, act in history:

@@ -338,3 +338,7 @@ def choose_action(messages: list[dict], seed: int) -> str:
         if r not in v.checked and r != v.loc and f"go to {r}" in adm:
             return f"go to {r}"
     return _fallback(v, rng)
+
+
+# it reads `--agent-history summary` messages itself (see _exchanges): the provider need not unfold them
+choose_action.reads_history_summary = True  # type: ignore[attr-defined]

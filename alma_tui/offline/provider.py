@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from alma_tui.agent.prompt import parse_history
 from alma_tui.llm.providers import POLICY_KEY, LocalProvider, register
 
 OFFLINE_MODELS = ("offline/agent", "offline/meta")
@@ -52,13 +53,32 @@ def load_policy(spec: str | None) -> Policy:
     return cast(Policy, fn)
 
 
+def expand_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat with a folded-history message (``--agent-history summary``) unfolded into the
+    exchanges it stands for: an assistant message per action and a user message with the first
+    line of what it produced. Policies written against plain chats then see every action they
+    took, as they would in a window, with the same (shortened) text a real model gets."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        folded = parse_history(str(m.get("content", ""))) if m.get("role") == "user" else None
+        if folded is None:
+            out.append(m)
+            continue
+        for action, observation in folded:
+            out += [{"role": "assistant", "content": action}, {"role": "user", "content": observation}]
+    return out
+
+
 def offline_answer(model: str, messages: list[dict[str, Any]], seed: int, policy: str | None = None) -> str:
     name = model.split("/", 1)[-1]
     if name == "agent":
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         if "Admissible actions:" not in last:
             return extractive_note(messages)  # a design's own llm() call, not an acting step
-        return load_policy(policy)(messages, seed)
+        act = load_policy(policy)
+        if not getattr(act, "reads_history_summary", False):
+            messages = expand_history(messages)
+        return act(messages, seed)
     if name == "meta":
         from alma_tui.offline.meta import respond
 
