@@ -54,7 +54,7 @@ MAX_EXAMPLE_CHARS = 7_000
 # like, small enough that a 12-episode sample stays well under ~12k tokens.
 MAX_EPISODES = 12
 MAX_MEMORY_CHARS = 600
-MAX_LAST_ACTIONS = 6
+MAX_LAST_ACTIONS = 14  # whole household episodes: the offline analysis classifies them
 MAX_CODE_CHARS = 24_000
 MAX_ERROR_CHARS = 4_000
 
