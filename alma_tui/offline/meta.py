@@ -232,8 +232,13 @@ def write(sections: dict[str, str], seed: int) -> str:
     """``TITLE: ...`` plus a fenced module: the parent's genome, mutated as asked."""
     parent_code = sections.get(S_PARENT_CODE, "")
     parent = dm.genome_from_code(parent_code)
-    rng = _rng("write", seed, parent_code, sections.get(S_ANALYSIS, ""))
-    child, ops = dm.mutate(parent, _suggestions(sections.get(S_ANALYSIS, "")), rng)
+    hints = sections.get(S_USER_HINTS, "")
+    rng = _rng("write", seed, parent_code, sections.get(S_ANALYSIS, ""), hints)
+    suggestions = _suggestions(sections.get(S_ANALYSIS, ""))
+    # The engine says the last draft duplicated an archived design: skip as many of the
+    # top suggestions as drafts were duplicates (none left: a random change, see mutate).
+    suggestions = sorted(suggestions)[len(re.findall(r"duplicated archived design", hints)) :]
+    child, ops = dm.mutate(parent, suggestions, rng)
     changed = [k for k in child if child[k] != parent.get(k)]
     lineage = f"child of {_parent_id(sections)}; operators: {', '.join(ops)}; changed: {', '.join(changed)}"
     bug = rng.choice(dm.BUGS) if rng.random() < BUG_RATE and child["store"] != "none" else None
