@@ -16,9 +16,10 @@ from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
 
+from alma_tui.archive_rows import best_id as pick_best_id
+
 if TYPE_CHECKING:
-    from alma_tui.archive_rows import best_id
-from alma_tui.tui.rows import DesignRow, EventRow
+    from alma_tui.tui.rows import DesignRow, EventRow
 
 # -- symbols and colours (one place) --------------------------------------------------------
 
@@ -164,7 +165,7 @@ def design_label(
 def best_design(designs: Iterable[DesignRow]) -> DesignRow | None:
     """The one best design, by the rule the CLI and the lineage use (ties: s.e., then age)."""
     rows = list(designs)
-    bid = best_id(rows)
+    bid = pick_best_id(rows)
     return next((d for d in rows if d.id == bid), None)
 
 
