@@ -140,3 +140,28 @@ def test_writer_applies_the_evidence_to_the_parent() -> None:
         for s in range(10)
     ]
     assert sum(1 for g in children if g["plurals"]) >= 6
+
+
+def test_writer_combines_mechanisms_of_another_archived_design() -> None:
+    """Crossover: the log shows two problems (plurals, broken tools); the other archived
+    design already remembers failed tools, so children fix one and take the other from it,
+    and say so in their lineage."""
+    from alma_tui.engine.prompts import S_ANALYSIS, S_OTHER_DESIGN
+    from alma_tui.offline.meta import write
+
+    other = dm.render({**dm.genome_from_code(FACTS), "failures": True})
+    a = _analysis([SILENT_PLURAL] * 4 + [TOOL] * 3 + [WIN])
+    assert [c["what"] for c in a["suggested_changes"][:2]] == [WHAT["plurals"], WHAT["failures"]]
+    combined = 0
+    for seed in range(6):
+        text = write(
+            {
+                S_PARENT_CODE: FACTS,
+                S_ANALYSIS: json.dumps(a),
+                S_OTHER_DESIGN: f"id: d007  title: x  score: 0.7\n```python\n{other}```",
+            },
+            seed=seed,
+        )
+        child = dm.genome_from_code(text.split("```python\n")[1])
+        combined += child["plurals"] and child["failures"] and "combined with d007" in text
+    assert combined >= 2  # the others drew the second change themselves, or only the second

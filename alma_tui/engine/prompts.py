@@ -45,6 +45,7 @@ S_OUTPUT_SCHEMA = "OUTPUT SCHEMA"
 S_INSTRUCTIONS = "INSTRUCTIONS"
 S_EXAMPLES = "EXAMPLE DESIGNS"
 S_EXAMPLE_EPISODE = "EXAMPLE EPISODE"
+S_OTHER_DESIGN = "ANOTHER ARCHIVED DESIGN"
 
 #: Built-in designs shown to the model as worked examples of the API (write/repair).
 EXAMPLE_DESIGNS = ("trajectory_retrieval", "dynamic_cheatsheet")
@@ -329,8 +330,10 @@ USER HINTS, if any, come from the human steering the search: follow them.
 WRITE_INSTRUCTIONS = """\
 Write the child design: a complete module that starts from PARENT CODE and
 implements the ANALYSIS' suggested_changes (highest priority first). Keep what
-worked. Follow every rule in DESIGN API. Explain the design's idea in the module
-docstring and why each mechanism exists in short comments. USER HINTS, if any,
+worked. If ANOTHER ARCHIVED DESIGN is shown and already implements a suggested
+change well, you may combine its mechanism with the parent's. Follow every
+rule in DESIGN API. Explain the design's idea in the module docstring and why
+each mechanism exists in short comments. USER HINTS, if any,
 come from the human steering the search: follow them.
 Answer format, exactly:
 TITLE: <3-8 word title>
@@ -376,6 +379,12 @@ def write_messages(parent: ParentLike, analysis_json: str, seed: int = 0) -> lis
     episode = example_episode(parent)
     if episode:
         sections.append(_section(S_EXAMPLE_EPISODE, episode))
+    other = getattr(parent, "other_design", None)
+    if other:  # a second archived design whose mechanisms the child may combine with the parent's
+        head = f"id: {other.get('design_id')}  title: {other.get('title')}  score: {other.get('score')}"
+        sections.append(
+            _section(S_OTHER_DESIGN, head + "\n" + _fenced(_truncate(other.get("code", ""), MAX_CODE_CHARS)))
+        )
     sections.append(_section(S_ANALYSIS, _fenced(analysis_json, "json")))
     sections.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
     return _messages(SYSTEM_WRITE, TASK_WRITE, sections)

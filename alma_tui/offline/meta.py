@@ -29,6 +29,7 @@ from typing import Any
 from alma_tui.engine.prompts import (
     S_ANALYSIS,
     S_FAILING_CODE,
+    S_OTHER_DESIGN,
     S_PARENT_CODE,
     S_PARENT_EVALUATION,
     S_PREVIOUS_SUGGESTION,
@@ -228,6 +229,39 @@ def _parent_id(sections: dict[str, str]) -> str:
     return str(_load_eval(sections.get(S_PARENT_EVALUATION, "")).get("design_id", "parent"))
 
 
+def _combine(
+    child: dm.Genome, parent: dm.Genome, other_text: str, suggestions: list[tuple[int, str]], rng: random.Random
+) -> tuple[dm.Genome, str]:
+    """Crossover: take from ANOTHER ARCHIVED DESIGN the mechanisms the analysis asks for
+    that it already has (and, half the time, one more of its fact mechanisms), so two
+    lines of the archive that each solved one problem meet in one child."""
+    other_id = re.search(r"^id: (\S+)", other_text, re.MULTILINE)
+    if not other_id or not dm.MECHANISMS_RE.search(other_text):
+        return child, ""
+    other = dm.genome_from_code(other_text)
+    if other["store"] != "facts" or child["store"] != "facts":
+        return child, ""
+    wanted = {op for _, text in suggestions for op in dm.operators_for(text)}
+    # operator -> (genome key, the value that does more)
+    rich = {
+        "plurals": ("plurals", True),
+        "failures": ("failures", True),
+        "negatives": ("negatives", True),
+        "tools": ("tools", "worked"),
+        "house": ("context", "house"),
+        "seen": ("evidence", "seen"),
+    }
+    has = {op: k for op, (k, v) in rich.items() if other[k] == v and child[k] != v}
+    take = [k for op, k in has.items() if op in wanted]
+    extra = sorted(k for k in has.values() if k not in take)
+    if extra and rng.random() < 0.5:
+        take.append(rng.choice(extra))
+    if not take:
+        return child, ""
+    merged = dm.normalise({**child, **{k: other[k] for k in take}})
+    return merged, other_id.group(1)
+
+
 def write(sections: dict[str, str], seed: int) -> str:
     """``TITLE: ...`` plus a fenced module: the parent's genome, mutated as asked."""
     parent_code = sections.get(S_PARENT_CODE, "")
@@ -239,8 +273,11 @@ def write(sections: dict[str, str], seed: int) -> str:
     # top suggestions as drafts were duplicates (none left: a random change, see mutate).
     suggestions = sorted(suggestions)[len(re.findall(r"duplicated archived design", hints)) :]
     child, ops = dm.mutate(parent, suggestions, rng)
+    child, partner = _combine(child, parent, sections.get(S_OTHER_DESIGN, ""), suggestions, rng)
     changed = [k for k in child if child[k] != parent.get(k)]
     lineage = f"child of {_parent_id(sections)}; operators: {', '.join(ops)}; changed: {', '.join(changed)}"
+    if partner:
+        lineage += f"; combined with {partner}"
     bug = rng.choice(dm.BUGS) if rng.random() < BUG_RATE and child["store"] != "none" else None
     title = dm.default_title(child)
     return f"TITLE: {title}\n```python\n{dm.render(child, title, lineage, bug)}```\n"
