@@ -118,15 +118,14 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
         ("search", {"justify": "right", "no_wrap": True}),
         ("test", {"justify": "right", "no_wrap": True}),
         ("status", {"no_wrap": True}),
-        ("visits", {"justify": "right"}),
+        ("vis", {"justify": "right"}),
         ("commit", {"no_wrap": True}),
     ):
         table.add_column(col, **kw)
     best = best_id(rows)
     for r in rows:
+        # standard errors are in `designs --json` and the app; the table keeps room for titles
         score = "" if r["score"] is None else f"{r['score']:.3f}"
-        if r.get("score_se"):
-            score += f"±{r['score_se']:.2f}"
         test = "" if r.get("test_score") is None else f"{r['test_score']:.3f}"
         status = r["status"]
         if status == "rejected" and r.get("duplicate_of"):
@@ -145,6 +144,6 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
             test,
             f"[{style}]{status}[/]{flags}",
             str(r.get("visits", 0)),
-            (r["commit"] or "")[:8],
+            (r["commit"] or "")[:7],
         )
     return table
