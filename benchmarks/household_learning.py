@@ -114,7 +114,7 @@ def svg_curve(
     curves: dict[int, list[float]], median: list[float], path: Path, oracle: float | None, proto: str
 ) -> None:
     """The best-so-far curves as a small standalone SVG (no plotting dependency)."""
-    w, h, left, right, top, bottom = 640, 360, 56, 16, 28, 44
+    w, h, left, right, top, bottom = 640, 360, 56, 16, 40, 44
     n = len(median) - 1
     lo = 0.0
     hi = 1.0
@@ -128,8 +128,10 @@ def svg_curve(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
         f'<rect width="{w}" height="{h}" fill="white"/>',
-        f'<text x="{left}" y="18" font-size="13">household, offline search: best-so-far search-split fitness '
-        f"({proto}), {len(curves)} seeds; oracle on the test split</text>",
+        f'<text x="{left}" y="16" font-size="13">household: best-so-far fitness of '
+        f"{len(curves)} offline searches</text>",
+        f'<text x="{left}" y="30" font-size="10" fill="#555">search split {proto}; thin: each seed, '
+        "thick: median, dashed: oracle (test split)</text>",
     ]
     for k in range(0, 11, 2):
         v = k / 10

@@ -279,6 +279,16 @@ def _listing(objs: list[str]) -> str:
     return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
+def _broken(house: HouseKind) -> frozenset[str]:
+    """Receptacles of a house kind where a tool verb can be tried but fails."""
+    working = {r for _, r in house.tools}
+    tool_types = {t for types in TOOL_TYPES.values() for t in types}
+    return frozenset(r for r in house.receptacles() if r.split()[0] in tool_types and r not in working)
+
+
+BROKEN: dict[str, frozenset[str]] = {n: _broken(h) for n, h in HOUSES.items()}
+
+
 def plural(kind: str) -> str:
     """English plural of an object kind (for two-object chores)."""
     if kind.endswith("fe"):
@@ -371,12 +381,7 @@ class HouseholdEnv:
         self.world = generate_world(task.seed)
         self.goal = self.world.goal
         self.tools = dict(HOUSES[self.world.house].tools)
-        working = set(self.tools.values())
-        self.broken = {
-            r
-            for r in self.world.receptacles
-            if r not in working and any(r.split()[0] in t for t in TOOL_TYPES.values())
-        }
+        self.broken = BROKEN[self.world.house]
         self.reset()
 
     # -- state -------------------------------------------------------------
