@@ -168,7 +168,9 @@ def test_speed():
             n += 1
             if env.step(env.admissible_actions()[n % 7]).done:
                 break
-    assert n / (time.perf_counter() - t0) > 10_000
+    assert (
+        n / (time.perf_counter() - t0) > 3_000
+    )  # the 10,000 target is benchmarks/env_speed.py's (a loaded CI box must not flake)
 
 
 def test_registry():
