@@ -146,22 +146,23 @@ def test_writer_combines_mechanisms_of_another_archived_design() -> None:
     """Crossover: the log shows two problems (plurals, broken tools); the other archived
     design already remembers failed tools, so children fix one and take the other from it,
     and say so in their lineage."""
-    from alma_tui.engine.prompts import S_ANALYSIS, S_OTHER_DESIGN
-    from alma_tui.offline.meta import write
+    from alma_tui.engine import prompts
+    from alma_tui.engine.meta_agent import ParentInfo
+    from alma_tui.engine.prompts import S_OTHER_DESIGN
+    from alma_tui.offline.meta import respond
 
     other = dm.render({**dm.genome_from_code(FACTS), "failures": True})
     a = _analysis([SILENT_PLURAL] * 4 + [TOOL] * 3 + [WIN])
     assert [c["what"] for c in a["suggested_changes"][:2]] == [WHAT["plurals"], WHAT["failures"]]
+    # through the real prompt: the engine's ParentInfo carries the other design
+    info = ParentInfo(
+        design_id="d005", title="facts", code=FACTS, other_design={"design_id": "d007", "title": "x", "code": other}
+    )
+    messages = prompts.write_messages(info, json.dumps(a))
+    assert "d007" in prompts.parse_prompt(messages)[1][S_OTHER_DESIGN]
     combined = 0
     for seed in range(6):
-        text = write(
-            {
-                S_PARENT_CODE: FACTS,
-                S_ANALYSIS: json.dumps(a),
-                S_OTHER_DESIGN: f"id: d007  title: x  score: 0.7\n```python\n{other}```",
-            },
-            seed=seed,
-        )
+        text = respond(messages, seed)
         child = dm.genome_from_code(text.split("```python\n")[1])
         combined += child["plurals"] and child["failures"] and "combined with d007" in text
     assert combined >= 2  # the others drew the second change themselves, or only the second

@@ -73,6 +73,7 @@ _SECTION_NAMES = (
     "INSTRUCTIONS",
     "EXAMPLE DESIGNS",
     "EXAMPLE EPISODE",
+    "ANOTHER ARCHIVED DESIGN",
 )
 # Only known section names count as headers, so a "### comment" inside quoted
 # code can never split a section.
