@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from alma_tui import offline
-from alma_tui.archive_rows import design_rows
+from alma_tui.archive_rows import best_id, design_rows
 from alma_tui.sanitize import sanitize
 
 DEFAULT_REPO = "designs_repo"
@@ -715,14 +715,16 @@ def status_line(repo: Path, store: Any = None) -> str:
     status = effective_status(run.status, repo=repo, pid=run.pid, heartbeat_at=run.heartbeat_at)
     accepted = [r for r in rows if r["status"] == "accepted"]
     rejected = sum(1 for r in rows if r["status"] == "rejected")
-    best = max((r for r in accepted if r["score"] is not None), key=lambda r: r["score"], default=None)
+    bid = best_id(rows)
+    best = next((r for r in rows if r["id"] == bid), None)
     parts = [
         f"{repo}: {status}",
         f"{run.iterations_done}/{run.iterations_target} iterations",
         f"{len(rows)} designs ({len(accepted)} accepted, {rejected} rejected)",
     ]
     if best is not None:
-        parts.append(f"best {best['id']} {best['score']:.3f}")
+        held = "" if best.get("test_score") is None else f" (held-out test {best['test_score']:.3f})"
+        parts.append(f"best {best['id']} {best['score']:.3f}{held}")
     if status == INTERRUPTED:
         parts.append(f"its engine stopped without finishing; `alma-tui run --repo {repo}` resumes it")
     elif status in ("running", "paused", "stopping"):
@@ -827,11 +829,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
                 actions.append(f"the store could not be read ({exc}); moved it to {broken}")
                 store = Store(repo)
             actions += reconcile(store, lineage, store.get_run(), rebuild=True)
-            best = max(
-                (d for d in store.designs() if d.status == "accepted" and d.score is not None and d.commit),
-                key=lambda d: (d.score, -d.seq),
-                default=None,
-            )
+            committed = [d for d in store.designs() if d.commit]
+            best = next((d for d in committed if d.id == best_id(committed)), None)
             if best is not None and best.commit:
                 update = lineage.set_best(best.commit)
                 if not update.worktree:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from alma_tui.archive_rows import design_rows
+from alma_tui.archive_rows import best_id, design_rows
 from alma_tui.sanitize import sanitize
 
 SHOWN = {
@@ -35,6 +35,8 @@ SHOWN = {
     "error": "bold red",
     "lineage.repair": "yellow",
     "lineage.best": "yellow",
+    "design.duplicate": "yellow",
+    "heldout.done": "cyan",
 }
 
 
@@ -102,11 +104,16 @@ class HeadlessReporter:
         t = run_totals(search.store)
         calls, tokens = int(t["calls"]), int(t["prompt_tokens"] + t["completion_tokens"])
         cost = f"${t['cost_usd']:.4f}" + (" (partial: some models have no price)" if t["unknown_cost_calls"] else "")
+        best = next((r for r in rows if r["id"] == best_id(rows)), None)
+        best_text = "no best yet"
+        if best is not None:
+            held = "" if best.get("test_score") is None else f", held-out test split {best['test_score']:.3f}"
+            best_text = f"best {best['id']} search split {best['score']:.3f}{held}"
         if t["cached_tokens"]:
             cost += f" ({t['cache_hit_rate']:.0%} of prompt tokens from the provider's cache)"
         self.console.print(
             f"[bold]{status}[/]: {run.iterations_done}/{run.iterations_target} iterations · "
-            f"best {search.progress.best_id} {search.progress.best_score or 0:.3f} · "
+            f"{best_text} · "
             f"{calls} model calls, {tokens:,} tokens, {cost} · lineage: git -C {search.config.repo} "
             "log --graph --all --oneline"
         )
@@ -119,21 +126,24 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
         ("parent", {"no_wrap": True}),
         ("it", {"justify": "right"}),
         ("title", {"ratio": 1, "no_wrap": True, "overflow": "ellipsis", "min_width": 16}),
-        ("score", {"justify": "right", "no_wrap": True}),
+        ("search", {"justify": "right", "no_wrap": True}),
+        ("test", {"justify": "right", "no_wrap": True}),
         ("status", {"no_wrap": True}),
-        ("visits", {"justify": "right"}),
+        ("vis", {"justify": "right"}),
         ("commit", {"no_wrap": True}),
     ):
         table.add_column(col, **kw)
-    best = max((r["score"] for r in rows if r["status"] == "accepted" and r["score"] is not None), default=None)
+    best = best_id(rows)
     for r in rows:
+        # standard errors are in `designs --json` and the app; the table keeps room for titles
         score = "" if r["score"] is None else f"{r['score']:.3f}"
-        if r.get("score_se"):
-            score += f"±{r['score_se']:.2f}"
+        test = "" if r.get("test_score") is None else f"{r['test_score']:.3f}"
         status = r["status"]
+        if status == "rejected" and r.get("duplicate_of"):
+            status = f"duplicate of {r['duplicate_of']}"
         flags = "".join(("📌" if r.get("pinned") else "", "⛔" if r.get("vetoed") else ""))
-        style = {"accepted": "green", "rejected": "red"}.get(status, "yellow")
-        if r["status"] == "accepted" and r["score"] == best:
+        style = {"accepted": "green", "rejected": "red"}.get(r["status"], "yellow")
+        if r["id"] == best:
             status = "best"
             style = "bold green"
         table.add_row(
@@ -142,8 +152,9 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
             str(r.get("iteration", "")),
             Text(sanitize(r["title"] or "", newlines=False)),
             score,
+            test,
             f"[{style}]{status}[/]{flags}",
             str(r.get("visits", 0)),
-            (r["commit"] or "")[:8],
+            (r["commit"] or "")[:7],
         )
     return table

@@ -5,25 +5,26 @@ from __future__ import annotations
 import pytest
 
 from alma_tui.domains import DomainError, get_domain, list_domains
-from alma_tui.domains.household import OPENABLE, TOOLS, HouseholdDomain, HouseholdEnv
+from alma_tui.domains.household import OPENABLE, HouseholdDomain, HouseholdEnv, layout_signature
 
 
 def solve(env: HouseholdEnv) -> list[str]:
     """An optimal script built from the env's internals (tests only)."""
     w = env.world
-    src = next(r for r, objs in w.contents.items() if any(o.startswith(w.kind + " ") for o in objs))
-    obj = next(o for o in w.contents[src] if o.startswith(w.kind + " "))
-    plan = [f"go to {src}"]
-    if src.split()[0] in OPENABLE:
-        plan.append(f"open {src}")
-    plan.append(f"take {obj} from {src}")
-    if w.transform:
-        tool = next(r for r in w.receptacles if r.split()[0] == TOOLS[w.transform])
-        plan += [f"go to {tool}", f"{w.transform} {obj} with {tool}"]
-    plan.append(f"go to {w.target}")
-    if w.target.split()[0] in OPENABLE:
-        plan.append(f"open {w.target}")
-    plan.append(f"put {obj} in/on {w.target}")
+    objs = [(r, o) for r, os_ in w.contents.items() for o in os_ if o.startswith(w.kind + " ")][: w.count]
+    plan: list[str] = []
+    for n, (src, obj) in enumerate(objs):
+        plan.append(f"go to {src}")
+        if src.split()[0] in OPENABLE and f"open {src}" not in plan:
+            plan.append(f"open {src}")
+        plan.append(f"take {obj} from {src}")
+        if w.transform:
+            tool = env.tools[w.transform]
+            plan += [f"go to {tool}", f"{w.transform} {obj} with {tool}"]
+        plan.append(f"go to {w.target}")
+        if w.target.split()[0] in OPENABLE and n == 0:
+            plan.append(f"open {w.target}")
+        plan.append(f"put {obj} in/on {w.target}")
     return plan
 
 
@@ -50,7 +51,10 @@ def test_env_deterministic_and_goal_in_observation():
     e1, e2 = d.make_env(task), d.make_env(task)
     o1, o2 = e1.reset(), e2.reset()
     assert o1 == o2 and f"Your task is to: {task.goal}." in o1
-    assert "You are in the middle of a room in a" in o1
+    # the house kind is never named: only its receptacle layout tells it apart
+    assert o1.startswith("You are in the middle of a room. Looking quickly around you")
+    assert task.meta["house"] not in o1
+    assert layout_signature(o1) in HouseholdDomain.truth()
     for a in e1.admissible_actions()[:5]:
         assert e1.step(a) == e2.step(a)
 
@@ -108,10 +112,47 @@ def test_transform_required():
     env.reset()
     plan = [a for a in solve(env) if not a.startswith(task.meta["transform"] + " ")]
     for a in plan:
-        if a.startswith("go to") and a.endswith(TOOLS[task.meta["transform"]] + " 1"):
+        if a == f"go to {env.tools[task.meta['transform']]}":
             continue
         res = env.step(a)
     assert not res.success
+
+
+def test_broken_tool_fails_and_shows_its_sign():
+    """Regularity 4: in each house kind one receptacle works per verb; the others are
+    admissible, fail with a message, and show an out-of-order sign on a visit."""
+    d = HouseholdDomain()
+    task = next(t for t in d.tasks("train", 0, 200) if t.meta["transform"] == "heat" and t.meta["house"] == "apartment")
+    env = d.make_env(task)
+    env.reset()
+    src, obj = next((r, o) for r, os_ in env.world.contents.items() for o in os_ if o.startswith(task.meta["object"]))
+    for a in (f"go to {src}", f"open {src}", f"take {obj} from {src}"):
+        if a in env.admissible_actions():
+            env.step(a)
+    arrive = env.step("go to microwave 1").observation
+    assert "out-of-order sign" in arrive
+    assert f"heat {obj} with microwave 1" in env.admissible_actions()
+    res = env.step(f"heat {obj} with microwave 1")
+    assert res.observation == "The microwave 1 is broken: it does not heat."
+    assert "hot" not in env.states.get(obj, set())
+    env.step(f"go to {env.tools['heat']}")
+    assert env.step(f"heat {obj} with {env.tools['heat']}").observation.startswith("You heat")
+
+
+def test_two_object_chore_needs_both():
+    d = HouseholdDomain()
+    task = next(t for t in d.tasks("train", 0, 100) if t.meta["count"] == 2)
+    assert task.goal.startswith("put two ")
+    env = d.make_env(task)
+    env.reset()
+    plan = solve(env)
+    first_put = next(i for i, a in enumerate(plan) if a.startswith("put "))
+    for a in plan[: first_put + 1]:
+        res = env.step(a)
+    assert not res.success
+    for a in plan[first_put + 1 :]:
+        res = env.step(a)
+    assert res.success
 
 
 def test_speed():
@@ -127,7 +168,9 @@ def test_speed():
             n += 1
             if env.step(env.admissible_actions()[n % 7]).done:
                 break
-    assert n / (time.perf_counter() - t0) > 1000
+    assert (
+        n / (time.perf_counter() - t0) > 3_000
+    )  # the 10,000 target is benchmarks/env_speed.py's (a loaded CI box must not flake)
 
 
 def test_registry():

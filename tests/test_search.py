@@ -51,6 +51,13 @@ def test_search_builds_archive_and_lineage(repo: Path, capsys: pytest.CaptureFix
     assert sum(r["visits"] for r in rows) == len(children)
     out = capsys.readouterr().out
     assert "archive" in out and "d001" in out
+    # honest scores: the one best design also has a held-out (test split) score, shown labelled
+    from alma_tui.archive_rows import best_id
+
+    best = by_id[best_id(rows)]
+    assert best["test_score"] is not None and 0.0 <= best["test_score"] <= 1.0
+    assert out.count("│ best ") == 1
+    assert f"best {best['id']} search split" in out and "held-out test split" in out
     # the store is not part of the lineage history
     assert ".alma" not in git(repo, "log", "--all", "--name-only", "--format=")
 

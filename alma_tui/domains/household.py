@@ -1,49 +1,93 @@
 """Built-in ``household`` domain: procedurally generated ALFWorld-like text tasks.
 
 Why it exists: a real search needs a domain that runs in microseconds, needs no
-download, and in which *memory genuinely helps*. Each task is a house of one of a
-few **house kinds** (world families). A house kind fixes the receptacle layout and
-where each object kind is usually kept: the object sits in its kind's primary
-receptacle with p=0.6, its secondary with p=0.25, else anywhere. An agent without
-memory must search ~25 receptacles (most of them closed) within a tight step
-limit; an agent that remembers where mugs were in past cottages goes straight
-there. A few heating/cleaning decoys (stoveburners, a toaster, a bathtubbasin)
-make remembering the right tool useful too.
-
-Text and actions follow ALFWorld's style ("You arrive at cabinet 3. The cabinet 3
-is closed.", "take mug 1 from cabinet 3", "put mug 1 in/on coffeemachine 1").
+download, and in which *memory genuinely helps*, one regularity at a time, so that
+a search has a ladder of improvements to climb and each rung is measurable. Text
+and actions follow ALFWorld's style ("You arrive at cabinet 3. The cabinet 3 is
+closed.", "take mug 1 from cabinet 3", "put mug 1 in/on coffeemachine 1").
 Everything is deterministic for a :class:`TaskSpec`; train and test task seeds are
-disjoint by parity.
+disjoint by parity. The regularities, from easiest to hardest to capture:
+
+1. **Object placement** (captured by remembering where objects were found, best
+   by aggregating counts). Each house kind fixes, for each object kind, a primary
+   receptacle (p=0.75) and a secondary one (p=0.2); otherwise the object is anywhere.
+   An agent without memory searches ~25 receptacles, most of them closed, within
+   a tight step limit.
+2. **More sightings than pick-ups** (captured by recording every object *seen*
+   in an opened receptacle). The house's other chore objects are always around,
+   so every visit teaches about several object kinds, not only the goal's.
+3. **House kinds recognisable only from the first observation** (captured by
+   keying memory on the receptacle layout). There are five house kinds; the
+   first observation never names them, but each has its own receptacle layout.
+   The same object kind lives in different places in different house kinds (and
+   the same receptacle names exist in all of them), so evidence pooled across
+   houses points to the wrong receptacle.
+4. **Tools that differ by house kind, and actions that fail** (captured by
+   remembering which tool *worked*, per house kind). Cleaning works at a
+   sinkbasin or a bathtubbasin, heating at the microwave, a stoveburner or the
+   toaster, cooling at the fridge; in each house kind exactly one receptacle
+   works for each verb. Using another one is admissible but fails ("The
+   microwave 1 is broken."); a visit shows its out-of-order sign, which the
+   offline agent does not read but a memory can record. A memory that copies
+   every tool *attempt* repeats those mistakes; one that keeps what worked (or
+   remembers what failed, or which tools carry a sign) does not.
+5. **Chores needing two objects** (captured by returning more than one place
+   per object kind). About one chore in five asks for two objects of a kind
+   ("put two mugs in shelf 1"); the house then holds three, placed as in 1.
+6. **Distractors that punish copying whole trajectories.** A past episode of the
+   same object kind usually comes from another house kind, whose receptacles have
+   the same names but other contents; its detours read as advice.
+
+``HouseholdDomain.truth()`` exposes these regularities (for the benchmark's and the
+tests' *oracle* design only; it is never shown to a searched design).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from alma_tui.domains.base import StepResult, TaskSpec
 
-__all__ = ["HOUSES", "MAX_STEPS", "HouseholdDomain", "HouseholdEnv"]
+__all__ = ["HOUSES", "MAX_STEPS", "HouseholdDomain", "HouseholdEnv", "layout_signature"]
 
-MAX_STEPS = 16
-P_PRIMARY = 0.7
+MAX_STEPS = 12
+P_PRIMARY = 0.75
 P_SECONDARY = 0.2
 P_USUAL_TARGET = 0.7  # a chore usually has its house's destination for that object
-GOAL_INSTANCES = (2,)  # how many of the goal object a house holds (uniform choice)
+P_TWO = 0.2  # share of chores that ask for two objects of a kind
+GOAL_INSTANCES = 2  # how many of the goal object a house holds (3 for a two-object chore)
 
+UNCOUNTABLE = {"bread", "lettuce"}  # never asked for in twos
 OPENABLE = {"cabinet", "drawer", "fridge", "microwave"}
-TOOLS = {"clean": "sinkbasin", "heat": "microwave", "cool": "fridge"}
+# Receptacle types at which a verb can be *tried*; each house kind has one that works.
+TOOL_TYPES = {
+    "clean": ("sinkbasin", "bathtubbasin"),
+    "heat": ("microwave", "stoveburner", "toaster"),
+    "cool": ("fridge",),
+}
 STATE_WORD = {"clean": "clean", "heat": "hot", "cool": "cool"}
 PAST = {"clean": "clean", "heat": "heat", "cool": "cool"}
+FAILURE = {
+    "sinkbasin": "The {r} is clogged: the water does not run.",
+    "bathtubbasin": "The {r} is dry: the tap does not work.",
+    "microwave": "The {r} is broken: it does not heat.",
+    "stoveburner": "The {r} does not light.",
+    "toaster": "The {r} is unplugged.",
+    "fridge": "The {r} is broken: it is warm inside.",
+}
 
 
 @dataclass(frozen=True)
 class HouseKind:
-    """A world family: its receptacles and the chores (goal object kinds) it poses."""
+    """A world family: its receptacles, the chores (goal object kinds) it poses, and
+    the receptacle that works for each tool verb."""
 
     name: str
     layout: tuple[tuple[str, int], ...]
     goal_kinds: tuple[str, ...]
+    tools: tuple[tuple[str, str], ...]
 
     def receptacles(self) -> list[str]:
         return [f"{typ} {i}" for typ, n in self.layout for i in range(1, n + 1)]
@@ -69,6 +113,7 @@ HOUSES: dict[str, HouseKind] = {
                 ("sidetable", 1),
             ),
             ("mug", "apple", "book", "potato"),
+            (("clean", "sinkbasin 1"), ("heat", "microwave 1"), ("cool", "fridge 1")),
         ),
         HouseKind(
             "apartment",
@@ -85,7 +130,8 @@ HOUSES: dict[str, HouseKind] = {
                 ("toaster", 1),
                 ("garbagecan", 1),
             ),
-            ("cup", "tomato", "pen", "egg"),
+            ("mug", "tomato", "pen", "apple"),
+            (("clean", "sinkbasin 1"), ("heat", "stoveburner 3"), ("cool", "fridge 1")),
         ),
         HouseKind(
             "farmhouse",
@@ -103,7 +149,43 @@ HOUSES: dict[str, HouseKind] = {
                 ("coffeemachine", 1),
                 ("garbagecan", 1),
             ),
-            ("lettuce", "bread", "pan", "knife"),
+            ("potato", "bread", "mug", "knife"),
+            (("clean", "bathtubbasin 1"), ("heat", "stoveburner 2"), ("cool", "fridge 1")),
+        ),
+        HouseKind(
+            "studio",
+            (
+                ("cabinet", 6),
+                ("drawer", 7),
+                ("countertop", 2),
+                ("shelf", 4),
+                ("fridge", 1),
+                ("microwave", 1),
+                ("sinkbasin", 1),
+                ("stoveburner", 2),
+                ("toaster", 1),
+                ("sidetable", 2),
+            ),
+            ("apple", "book", "tomato", "knife"),
+            (("clean", "sinkbasin 1"), ("heat", "toaster 1"), ("cool", "fridge 1")),
+        ),
+        HouseKind(
+            "townhouse",
+            (
+                ("cabinet", 11),
+                ("drawer", 3),
+                ("countertop", 2),
+                ("shelf", 2),
+                ("fridge", 1),
+                ("microwave", 1),
+                ("sinkbasin", 1),
+                ("bathtubbasin", 1),
+                ("stoveburner", 3),
+                ("diningtable", 1),
+                ("garbagecan", 1),
+            ),
+            ("bread", "pen", "potato", "mug"),
+            (("clean", "bathtubbasin 1"), ("heat", "microwave 1"), ("cool", "fridge 1")),
         ),
     )
 }
@@ -158,8 +240,9 @@ INSTRUCTIONS = (
     "You are an agent in a household. Each turn you see an observation and the list of "
     "admissible actions. Reply with exactly one admissible action, copied verbatim, and "
     "nothing else. Closed receptacles (cabinets, drawers, fridge, microwave) must be opened "
-    "to see or put things inside. To clean an object use a sinkbasin, to heat it a microwave, "
-    "to cool it a fridge (while holding it). You have a limited number of steps."
+    "to see or put things inside. To clean an object use a sinkbasin or a bathtubbasin, to "
+    "heat it a microwave, a stoveburner or a toaster, to cool it a fridge (while holding it); "
+    "in each house only some of them work. You have a limited number of steps."
 )
 
 
@@ -196,6 +279,35 @@ def _listing(objs: list[str]) -> str:
     return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
+def _broken(house: HouseKind) -> frozenset[str]:
+    """Receptacles of a house kind where a tool verb can be tried but fails."""
+    working = {r for _, r in house.tools}
+    tool_types = {t for types in TOOL_TYPES.values() for t in types}
+    return frozenset(r for r in house.receptacles() if r.split()[0] in tool_types and r not in working)
+
+
+BROKEN: dict[str, frozenset[str]] = {n: _broken(h) for n, h in HOUSES.items()}
+
+
+def plural(kind: str) -> str:
+    """English plural of an object kind (for two-object chores)."""
+    if kind.endswith("fe"):
+        return kind[:-2] + "ves"
+    if kind.endswith("o"):
+        return kind + "es"
+    return kind + "s"
+
+
+def layout_signature(observation: str) -> str:
+    """The receptacle layout listed in a first observation ("cabinet8 drawer5 ..."):
+    what identifies a house kind, since the observation never names it."""
+    m = re.search(r"you see (.*?)\.(?:\s|$)", observation.lower())
+    counts: dict[str, int] = {}
+    for typ, _ in re.findall(r"\b([a-z]+) (\d+)\b", m.group(1) if m else ""):
+        counts[typ] = counts.get(typ, 0) + 1
+    return " ".join(f"{t}{n}" for t, n in sorted(counts.items()))
+
+
 @dataclass
 class World:
     """Everything needed to run one task, generated from the task seed alone."""
@@ -206,9 +318,12 @@ class World:
     kind: str
     transform: str  # "", "clean", "heat" or "cool"
     target: str
+    count: int = 1  # how many objects of the kind the chore needs (1 or 2)
 
     @property
     def goal(self) -> str:
+        if self.count == 2:
+            return f"put two {plural(self.kind)} in {self.target}"
         adj = f"{STATE_WORD[self.transform]} " if self.transform else ""
         art = "an" if (adj or self.kind)[0] in "aeiou" else "a"
         return f"put {art} {adj}{self.kind} in {self.target}"
@@ -221,8 +336,10 @@ def generate_world(task_seed: int) -> World:
     prefs = PREFERENCES[house.name]
     recs = house.receptacles()
     kind = rng.choice(house.goal_kinds)
-    transform = rng.choice(("",) * 2 + OBJECTS[kind]) if OBJECTS[kind] else ""
-    targets = [r for r in recs if r.split()[0] in TARGET_TYPES and r not in prefs[kind]]
+    count = 2 if rng.random() < P_TWO and kind not in UNCOUNTABLE else 1
+    transform = rng.choice(("",) + OBJECTS[kind]) if OBJECTS[kind] and count == 1 else ""
+    tool_places = {r for _, r in house.tools}
+    targets = [r for r in recs if r.split()[0] in TARGET_TYPES and r not in prefs[kind] and r not in tool_places]
     if kind not in {"mug", "cup"}:
         targets = [r for r in targets if not r.startswith("coffeemachine")]
     if kind not in FOOD:
@@ -240,7 +357,7 @@ def generate_world(task_seed: int) -> World:
         return rng.choice([x for x in recs if x != target])
 
     contents: dict[str, list[str]] = {r: [] for r in recs}
-    for i in range(1, rng.choice(GOAL_INSTANCES) + 1):
+    for i in range(1, GOAL_INSTANCES + count):
         contents[place(kind)].append(f"{kind} {i}")
     # The house's other chore objects are always around (so every visit to a house
     # teaches something about them), plus a random set of other things.
@@ -252,7 +369,7 @@ def generate_world(task_seed: int) -> World:
             if loc == target:  # keep the destination uncluttered
                 continue
             contents[loc].append(f"{k} {i}")
-    return World(house.name, recs, contents, kind, transform, target)
+    return World(house.name, recs, contents, kind, transform, target, count)
 
 
 class HouseholdEnv:
@@ -263,6 +380,8 @@ class HouseholdEnv:
         self.max_steps = max_steps
         self.world = generate_world(task.seed)
         self.goal = self.world.goal
+        self.tools = dict(HOUSES[self.world.house].tools)
+        self.broken = BROKEN[self.world.house]
         self.reset()
 
     # -- state -------------------------------------------------------------
@@ -277,8 +396,9 @@ class HouseholdEnv:
         self.done = False
         self.success = False
         self._adm: list[str] | None = None
+        # The house kind is deliberately not named: only its layout tells it apart.
         return (
-            f"You are in the middle of a room in a {w.house}. Looking quickly around you, "
+            f"You are in the middle of a room. Looking quickly around you, "
             f"you see {_listing(w.receptacles)}.\n\nYour task is to: {self.goal}."
         )
 
@@ -286,11 +406,14 @@ class HouseholdEnv:
         return rec.split()[0] not in OPENABLE or rec in self.opened
 
     def _describe(self, rec: str) -> str:
-        if rec.split()[0] in OPENABLE:
+        typ = rec.split()[0]
+        # A tool that does not work in this house shows it, to whoever reads the sign.
+        sign = f" The {rec} has an out-of-order sign." if rec in self.broken else ""
+        if typ in OPENABLE:
             if rec not in self.opened:
-                return f"The {rec} is closed."
-            return f"The {rec} is open. In it, you see {_listing(self.contents[rec])}."
-        return f"On the {rec}, you see {_listing(self.contents[rec])}."
+                return f"The {rec} is closed.{sign}"
+            return f"The {rec} is open. In it, you see {_listing(self.contents[rec])}.{sign}"
+        return f"On the {rec}, you see {_listing(self.contents[rec])}.{sign}"
 
     def admissible_actions(self) -> list[str]:
         if self._adm is not None:
@@ -298,7 +421,8 @@ class HouseholdEnv:
         acts = [f"go to {r}" for r in self.world.receptacles if r != self.loc]
         loc = self.loc
         if loc is not None:
-            if loc.split()[0] in OPENABLE:
+            typ = loc.split()[0]
+            if typ in OPENABLE:
                 acts.append(f"close {loc}" if loc in self.opened else f"open {loc}")
             if self._visible(loc):
                 if self.holding is None:
@@ -306,8 +430,8 @@ class HouseholdEnv:
                 else:
                     acts.append(f"put {self.holding} in/on {loc}")
             if self.holding is not None:
-                for verb, typ in TOOLS.items():
-                    if loc.split()[0] == typ:
+                for verb, types in TOOL_TYPES.items():
+                    if typ in types:
                         acts.append(f"{verb} {self.holding} with {loc}")
             acts.append(f"examine {loc}")
         acts += ["inventory", "look"]
@@ -350,9 +474,11 @@ class HouseholdEnv:
             obj = self.holding
             self.contents[loc].append(obj)
             self.holding = None
-            self._check_goal(obj, loc)
+            self._check_goal(loc)
             return f"You put the {obj} in/on the {loc}."
-        if verb in TOOLS and self.holding is not None:
+        if verb in TOOL_TYPES and self.holding is not None and loc is not None:
+            if self.tools.get(verb) != loc:  # this house's working tool is another one
+                return FAILURE[loc.split()[0]].format(r=loc)
             obj = self.holding
             st = self.states.setdefault(obj, set())
             st.add(STATE_WORD[verb])
@@ -371,13 +497,17 @@ class HouseholdEnv:
             return f"You are facing the {loc}. Next to it, you see nothing."
         return "Nothing happens."
 
-    def _check_goal(self, obj: str, loc: str) -> None:
+    def _check_goal(self, loc: str) -> None:
         w = self.world
-        if loc != w.target or obj.split()[0] != w.kind:
+        if loc != w.target:
             return
-        if w.transform and STATE_WORD[w.transform] not in self.states.get(obj, set()):
-            return
-        self.success = True
+        done = [
+            o
+            for o in self.contents[loc]
+            if o.split()[0] == w.kind and (not w.transform or STATE_WORD[w.transform] in self.states.get(o, set()))
+        ]
+        if len(done) >= w.count:
+            self.success = True
 
 
 class HouseholdDomain:
@@ -413,6 +543,7 @@ class HouseholdDomain:
                 "object": w.kind,
                 "transform": w.transform,
                 "target": w.target,
+                "count": w.count,
             }
             out.append(TaskSpec(f"household-{split}-{task_seed}", w.goal, split, task_seed, meta))
         return out
@@ -422,3 +553,18 @@ class HouseholdDomain:
 
     def requirements(self) -> str | None:
         return None
+
+    @staticmethod
+    def truth() -> dict[str, dict]:
+        """The true regularities, per house kind keyed by its layout signature:
+        ``{signature: {"house", "places": {kind: [primary, secondary]}, "tools": {verb: rec}}}``.
+        For oracle designs in benchmarks and tests only; never shown to a searched design."""
+        out: dict[str, dict] = {}
+        for name, h in HOUSES.items():
+            sig = layout_signature(f"you see {_listing(h.receptacles())}.")
+            out[sig] = {
+                "house": name,
+                "places": {k: list(PREFERENCES[name][k]) for k in OBJECTS},
+                "tools": dict(h.tools),
+            }
+        return out

@@ -74,7 +74,23 @@ class Evidence:
             domain_name=ctx.domain.name,
             domain_description=getattr(ctx.domain, "instructions", ""),
             example_episode=self.example_episode(),
+            other_design=self.other_design(parent),
         )
+
+    def other_design(self, parent: Design) -> dict[str, Any] | None:
+        """The best accepted design that is neither the parent nor its ancestor, so the
+        writer can combine mechanisms of two lines of the archive (None when there is none)."""
+        ancestors = {parent.id}
+        by_id = {d.id: d for d in self.ctx.store.designs()}
+        cur = parent
+        while cur.parent_id and cur.parent_id in by_id and cur.parent_id not in ancestors:
+            ancestors.add(cur.parent_id)
+            cur = by_id[cur.parent_id]
+        others = [d for d in by_id.values() if d.status == "accepted" and d.score is not None and d.id not in ancestors]
+        if not others:
+            return None
+        o = max(others, key=lambda d: (d.score or 0.0, -d.seq))
+        return {"design_id": o.id, "title": o.title, "score": o.score, "code": o.code}
 
     def example_episode(self) -> dict[str, Any] | None:
         """A real episode and query of this domain (the validation data), trimmed for the prompt."""

@@ -22,6 +22,7 @@ from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
 from alma_tui.engine.heartbeat import Heartbeat
+from alma_tui.engine.heldout import evaluate_new_best
 from alma_tui.engine.meta_agent import MetaAgentError, extract_title
 from alma_tui.engine.outage import OutagePolicy
 from alma_tui.engine.pipeline import FINAL_STATUSES, DesignPipeline
@@ -130,6 +131,9 @@ class Engine:
         ctx = self.ctx
         recover(ctx, self.committer, self.pipeline.reject)
         self._seed_archive()
+        best = self.committer.update_best()
+        if best is not None:  # a held-out evaluation a kill interrupted is redone on resume
+            evaluate_new_best(ctx, self.evaluator, self.calls, best)
         while not ctx.cancel.is_set():
             run = ctx.store.require_run()
             if run.iterations_done >= ctx.config.iterations:

@@ -86,6 +86,8 @@ class ParentInfo:
     example_episode: dict[str, Any] | None = (
         None  # {"episode": Episode as dict[str, Any], "query": Query as dict[str, Any]}
     )
+    # a second archived design the writer may combine with the parent: {design_id, title, score, code}
+    other_design: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from alma_tui.engine.context import RunContext
+from alma_tui.engine.dedup import find_duplicate
 from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed, Evaluator
 from alma_tui.engine.evidence import Evidence
+from alma_tui.engine.heldout import evaluate_new_best
 from alma_tui.engine.meta_agent import Analysis, AnalysisUnparsed, MetaAgent, MetaAgentError
 from alma_tui.engine.recovery import Committer
 from alma_tui.engine.steering import Steering
@@ -26,6 +28,7 @@ from alma_tui.store.models import Design, Evaluation, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
 
 FINAL_STATUSES = ("accepted", "rejected")
+MAX_DUPLICATE_ASKS = 2  # a child that duplicates an archived design: ask the meta agent again, this often
 # Test hook: the engine SIGKILLs itself once an evaluation of this design id has started.
 _TEST_DIE_ON = "ALMA_TUI_TEST_DIE_EVALUATING"
 MEMORY_JSON_MAX = 200_000
@@ -101,10 +104,36 @@ class DesignPipeline:
         if not d.code:
             analysis = Analysis.model_validate_json(d.analysis_json or "{}")
             ctx.emit("design.writing", f"{d.id}: writing code", d.id)
-            try:
-                title, code, _raw = meta.write(info, analysis)
-            except MetaAgentError as exc:
-                return self.reject(d, f"meta agent failed: {exc}")
+            asked = info
+            for attempt in range(MAX_DUPLICATE_ASKS + 1):
+                try:
+                    title, code, _raw = meta.write(asked, analysis)
+                except MetaAgentError as exc:
+                    return self.reject(d, f"meta agent failed: {exc}")
+                twin = find_duplicate(ctx.store, d.id, code)
+                if twin is None:
+                    break
+                ctx.emit(
+                    "design.duplicate",
+                    f"{d.id}: the code written is a duplicate of {twin}; not evaluated"
+                    + ("; asking the meta agent again" if attempt < MAX_DUPLICATE_ASKS else ""),
+                    d.id,
+                    flush=True,
+                    duplicate_of=twin,
+                    attempt=attempt + 1,
+                )
+                asked = replace(
+                    asked,
+                    hints=[
+                        *asked.hints,
+                        f"Your code duplicated archived design {twin} (attempt {attempt + 1}): "
+                        "implement a different suggested change.",
+                    ],
+                )
+            else:
+                ctx.store.update_design(d.id, title=sanitize(title, newlines=False)[:120], code=code)
+                d = ctx.store.update_design(d.id, duplicate_of=twin)
+                return self.reject(d, f"duplicate of {twin} (the same normalised code, {MAX_DUPLICATE_ASKS + 1} times)")
             d = ctx.store.update_design(d.id, title=sanitize(title, newlines=False)[:120], code=code, status="proposed")
             ctx.emit("design.proposed", f"{d.id}: {d.title}", d.id, parent=parent.id, flush=True)
         return d
@@ -301,7 +330,9 @@ class DesignPipeline:
             score=design.score,
             commit=sha,
         )
-        self.committer.update_best()
+        best = self.committer.update_best()
+        if best == design.id:  # a new best: its held-out score too, charged to this run
+            evaluate_new_best(self.ctx, self.evaluator, self.calls, design.id)
 
 
 def _episode_row(ev: Evaluation, design_id: str, e: EpisodeRecord) -> EpisodeRow:

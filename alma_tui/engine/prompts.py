@@ -52,6 +52,7 @@ S_OUTPUT_SCHEMA = "OUTPUT SCHEMA"
 S_INSTRUCTIONS = "INSTRUCTIONS"
 S_EXAMPLES = "EXAMPLE DESIGNS"
 S_EXAMPLE_EPISODE = "EXAMPLE EPISODE"
+S_OTHER_DESIGN = "ANOTHER ARCHIVED DESIGN"
 
 #: Built-in designs shown to the model as worked examples of the API (write/repair).
 EXAMPLE_DESIGNS = ("trajectory_retrieval", "dynamic_cheatsheet")
@@ -61,7 +62,7 @@ MAX_EXAMPLE_CHARS = 7_000
 # like, small enough that a 12-episode sample stays well under ~12k tokens.
 MAX_EPISODES = 12
 MAX_MEMORY_CHARS = 600
-MAX_LAST_ACTIONS = 6
+MAX_LAST_ACTIONS = 14  # whole household episodes: the offline analysis classifies them
 MAX_CODE_CHARS = 24_000
 MAX_ERROR_CHARS = 4_000
 
@@ -79,6 +80,7 @@ _SECTION_NAMES = (
     "INSTRUCTIONS",
     "EXAMPLE DESIGNS",
     "EXAMPLE EPISODE",
+    "ANOTHER ARCHIVED DESIGN",
 )
 # Only known section names count as headers, so a "### comment" inside quoted
 # code can never split a section.
@@ -343,8 +345,10 @@ USER HINTS, if any, come from the human steering the search: follow them.
 WRITE_INSTRUCTIONS = """\
 Write the child design: a complete module that starts from PARENT CODE and
 implements the ANALYSIS' suggested_changes (highest priority first). Keep what
-worked. Follow every rule in DESIGN API. Explain the design's idea in the module
-docstring and why each mechanism exists in short comments. USER HINTS, if any,
+worked. If ANOTHER ARCHIVED DESIGN is shown and already implements a suggested
+change well, you may combine its mechanism with the parent's. Follow every
+rule in DESIGN API. Explain the design's idea in the module docstring and why
+each mechanism exists in short comments. USER HINTS, if any,
 come from the human steering the search: follow them.
 Answer format, exactly:
 TITLE: <3-8 word title>
@@ -399,6 +403,12 @@ def write_messages(
         stable.append(_section(S_EXAMPLE_EPISODE, episode))
     stable.append(_section(S_INSTRUCTIONS, WRITE_INSTRUCTIONS))
     variable = _parent_sections(parent, seed)
+    other = getattr(parent, "other_design", None)
+    if other:  # a second archived design whose mechanisms the child may combine with the parent's
+        head = f"id: {other.get('design_id')}  title: {other.get('title')}  score: {other.get('score')}"
+        variable.append(
+            _section(S_OTHER_DESIGN, head + "\n" + _fenced(_truncate(other.get("code", ""), MAX_CODE_CHARS)))
+        )
     if unstructured:
         body = "(free text: the analysis did not follow the schema; its suggestions are in the prose)\n"
         variable.append(_section(S_ANALYSIS, body + _fenced(analysis_json, "text")))

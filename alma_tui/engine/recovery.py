@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from alma_tui.archive_rows import best_id
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.reconcile import commit_info
 from alma_tui.store.models import Design
@@ -49,24 +50,27 @@ class Committer:
         store.update_design(d.id, commit=commit)
         return commit
 
-    def update_best(self) -> None:
+    def update_best(self) -> str | None:
+        """Move the ``best`` branch to the one best design (see ``best_id``); returns its id."""
         ctx = self.ctx
-        accepted = [d for d in ctx.store.designs() if d.status == "accepted" and d.score is not None]
-        if not accepted:
-            return
-        best = max(accepted, key=lambda d: (d.score or 0.0, -d.seq))
+        designs = ctx.store.designs()
+        bid = best_id(designs)
+        best = next((d for d in designs if d.id == bid), None)
+        if best is None:
+            return None
         ctx.progress.best_id, ctx.progress.best_score = best.id, best.score
         if best.commit:
             try:
                 update = ctx.lineage.set_best(best.commit)
             except Exception as exc:  # a user's checkout in the way must not stop the search
                 ctx.emit("error", f"could not move the best branch: {exc}")
-                return
+                return best.id
             how = "commit or stash them, then `git checkout best`" if update.dirty else "`git checkout best`"
             note = "" if update.worktree else f"{update.note}, best design is {best.id} ({how} to see it)"
             if note and note != self._best_note:  # said once, not at every accept
                 ctx.emit("lineage.best", note, best.id, flush=True)
             self._best_note = note
+        return best.id
 
 
 def recover(ctx: RunContext, committer: Committer, reject: Reject) -> None:

@@ -3,11 +3,11 @@
 It reads the very prompts a real model gets (:mod:`alma_tui.engine.prompts`) and
 answers them for real, without a network:
 
-- **analyze**: computes an analysis from the PARENT EVALUATION JSON (how often
-  the retrieved memory was empty, irrelevant to the goal's object, long, raw;
-  which goals failed) and from the parent's mechanism genome, and answers JSON
-  valid against the meta agent's schema, with suggested changes that name
-  concrete mechanisms;
+- **analyze**: classifies every sampled deployment episode of the PARENT
+  EVALUATION JSON (memory silent, misled, wrong tool, step limit, ...;
+  :mod:`alma_tui.offline.evidence`), counts the classes, ranks the changes the
+  parent's mechanisms admit by that evidence, and answers JSON valid against the
+  meta agent's schema whose suggestions cite the counts;
 - **write**: recovers the parent's genome from its code, mutates it as the
   ANALYSIS asks (any analysis, also a real model's: suggestions are matched by
   keywords), and renders a readable module (:mod:`alma_tui.offline.mechanisms`). About one
@@ -29,6 +29,7 @@ from typing import Any
 from alma_tui.engine.prompts import (
     S_ANALYSIS,
     S_FAILING_CODE,
+    S_OTHER_DESIGN,
     S_PARENT_CODE,
     S_PARENT_EVALUATION,
     S_PREVIOUS_SUGGESTION,
@@ -39,6 +40,8 @@ from alma_tui.engine.prompts import (
     parse_prompt,
 )
 from alma_tui.offline import mechanisms as dm
+from alma_tui.offline.evidence import DESCRIBE, WHAT, count_classes, rank_changes
+from alma_tui.offline.evidence import classify as ev_classify
 
 __all__ = ["BUG_RATE", "analyze", "repair", "respond", "write"]
 
@@ -91,208 +94,64 @@ def _changes_genome(op: str, genome: dm.Genome) -> bool:
 
 
 def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
-    """A schema-valid analysis computed from the parent's evaluation log and code."""
+    """A schema-valid analysis computed from the parent's evaluation log and code.
+
+    Each sampled deployment episode is classified (:mod:`alma_tui.offline.evidence`);
+    the class counts rank the suggested changes, and every ``why`` cites them, so a
+    different log leads to a different change for the same parent code."""
     ev = _load_eval(sections.get(S_PARENT_EVALUATION, ""))
     genome = dm.genome_from_code(sections.get(S_PARENT_CODE, ""))
     episodes = [e for e in ev.get("episodes", []) if isinstance(e, dict)]
     score, base = ev.get("score"), ev.get("no_memory_score")
 
     assessments: list[dict[str, str]] = []
-    n_empty = n_irrelevant = n_raw = n_fail = n_fail_uninformed = n_tool_fail = 0
+    n_raw = 0
     lengths: list[int] = []
     for e in episodes:
         memory = str(e.get("memory", ""))
         obj = _goal_object(str(e.get("goal", "")))
         ok = bool(e.get("success"))
-        n_fail += not ok
+        cls = ev_classify(e)
         lengths.append(int(e.get("memory_chars", len(memory)) or 0))
         if any(m in memory.lower() for m in _RAW_MARKERS):
             n_raw += 1
         if not memory.strip():
             label, how = "empty_or_bad_format", f"Should have named where a {obj} was found before."
-            n_empty += 1
-            n_fail_uninformed += not ok
-        elif not _mentions_object(memory, obj):
+        elif cls in ("memory_silent", "memory_silent_plural") or not _mentions_object(memory, obj):
             label = "irrelevant"
             how = (
-                f"Talks about other objects or tasks; a line like "
+                f"Talks about other objects or tasks ({DESCRIBE[cls]}); a line like "
                 f"'{obj} found in <receptacle> (xN)' would direct the search."
             )
-            n_irrelevant += 1
-            n_fail_uninformed += not ok
         elif ok:
-            label, how = "useful", f"Pointed at receptacles where a {obj} had been found."
+            label, how = "useful", f"{DESCRIBE[cls].capitalize()}."
         else:
             label = "potentially_useful"
-            how = (
-                f"Mentions the {obj} but the agent still failed: the places may be wrong "
-                "for this house "
-                "kind, buried in noise, or not ranked by how often they held the object."
-            )
-        if not ok and _GOAL_VERB.search(str(e.get("goal", "")).lower()):
-            n_tool_fail += 1
+            how = f"Mentions the {obj} but the agent failed: {DESCRIBE[cls]}."
         assessments.append({"task_id": str(e.get("task_id", "")), "memory_label": label, "how_it_could_help": how})
 
     n = max(1, len(episodes))
+    counts = count_classes(episodes)
+    fails = sum(v for k, v in counts.items() if not k.startswith("success"))
     avg_len = sum(lengths) / n
-    content: list[str] = []
+    summary = ", ".join(f"{DESCRIBE[k]} {v}" for k, v in counts.most_common())
+    content: list[str] = [f"{n} sampled deployment episodes, {fails} failed: {summary or 'none'}."]
     structure: list[str] = []
-    if n_empty:
-        content.append(f"{n_empty}/{n} sampled episodes retrieved nothing.")
-    if n_irrelevant:
-        content.append(f"{n_irrelevant}/{n} retrieved memory that never mentions the goal's object with a place.")
     if n_raw and genome["store"] in ("trajectory", "actions"):
         content.append(f"{n_raw}/{n} memories are raw step dumps; the location of the object is buried in them.")
-    if genome["source"] == "all" and genome["store"] in ("trajectory", "actions"):
-        content.append("Failed episodes are stored and retrieved like successes, so their detours read as advice.")
     if avg_len > 1500:
         structure.append(f"Retrieved text averages {avg_len:.0f} chars: too long for best-first reading.")
     if genome["store"] in ("trajectory", "actions"):
         structure.append("No aggregation across episodes: one episode's luck is presented as the rule.")
-    if genome["store"] == "facts" and genome["context"] == "global":
-        structure.append("Counts are pooled across house kinds although placements differ per house kind.")
     if genome["store"] == "none":
         structure.append("The design stores nothing, so the agent explores every receptacle blindly.")
 
-    # Candidate suggestions in order of expected value for this parent; only
-    # those that would actually change the parent's mechanisms are kept.
-    cands: list[tuple[str, str, str]] = []  # (operator, what, why)
-    if genome["store"] == "none":
-        cands.append(
-            (
-                "start_memory",
-                "Start storing episodes in memory and retrieve the most similar one",
-                "With no memory every episode starts from zero.",
-            )
-        )
-        cands.append(
-            (
-                "extract_facts",
-                "Extract object-location facts (object kind -> receptacle where it was taken) "
-                "and aggregate them as counts",
-                "Object placement is regular, so counts predict where to look.",
-            )
-        )
-    if genome["store"] in ("trajectory", "actions"):
-        why = (
-            f"{n_irrelevant + n_empty}/{n} memories did not say where the goal object was; "
-            f"average memory length {avg_len:.0f} chars."
-        )
-        cands.append(
-            (
-                "extract_facts",
-                "Extract object-location facts (object kind -> receptacle where it was taken) "
-                "and aggregate them as counts, best first",
-                why,
-            )
-        )
-        if n_irrelevant:
-            cands.append(
-                (
-                    "object_filter",
-                    "Filter retrieved episodes to the goal object (same object kind)",
-                    f"{n_irrelevant}/{n} retrieved episodes were about other objects.",
-                )
-            )
-        if genome["source"] == "all":
-            cands.append(
-                (
-                    "success_only",
-                    "Store successful episodes only; failed episodes are not evidence",
-                    "Failures record detours, not where things are.",
-                )
-            )
-        if avg_len > 1200:
-            cands.append(
-                (
-                    "shorter",
-                    "Return fewer, shorter memories (lower top_k and char budget)",
-                    f"Average memory is {avg_len:.0f} chars of mostly noise.",
-                )
-            )
-        if genome["similarity"] == "words":
-            cands.append(
-                (
-                    "embed",
-                    "Rank episodes by embedding similarity (semantic), word overlap as fallback",
-                    "Word overlap ranks by incidental words of the goal.",
-                )
-            )
-    if genome["store"] == "facts":
-        if genome["evidence"] == "take":
-            cands.append(
-                (
-                    "seen",
-                    "Also record every object seen (observations of opened receptacles), not only pick-ups",
-                    f"{n_empty + n_irrelevant}/{n} goals had no fact for their object.",
-                )
-            )
-        if genome["context"] == "global":
-            cands.append(
-                (
-                    "house",
-                    "Keep the counts per house kind (read from the first observation) with a global fallback",
-                    "The same object kind lives in different places in "
-                    "different house kinds; pooled counts point to the wrong receptacle.",
-                )
-            )
-        if not genome["tools"]:
-            cands.append(
-                (
-                    "tools",
-                    "Remember which receptacle was used to clean/heat/cool (tool rules)",
-                    f"{n_tool_fail} failed goals needed a transformation; the agent tried decoy tools.",
-                )
-            )
-        if not genome["negatives"]:
-            cands.append(
-                (
-                    "negatives",
-                    "Also record where the goal object was looked for and not found",
-                    "Misses prune receptacles the agent would otherwise re-open.",
-                )
-            )
-        if genome["format"] == "plain":
-            cands.append(
-                (
-                    "count",
-                    "Show counts (xN) on each fact line so confidence is visible",
-                    "Without counts a one-off sighting weighs as much as a regular place.",
-                )
-            )
-        if n_fail and genome["top_k"] < 4:
-            cands.append(
-                (
-                    "more_recall",
-                    "Increase recall: return more receptacles per object kind (higher top_k)",
-                    f"{n_fail}/{n} sampled episodes still failed; the second and third places matter.",
-                )
-            )
-        if genome["evidence"] == "take" and genome["source"] == "all":
-            cands.append(
-                (
-                    "success_only",
-                    "Use successful episodes only as evidence",
-                    "Fewer but cleaner facts.",
-                )
-            )
-        if genome["rank"] == "count":
-            cands.append(
-                (
-                    "recency",
-                    "Rank places by recency instead of counts",
-                    "Layouts may drift over time.",
-                )
-            )
-    if genome["store"] == "trajectory" and avg_len > 800:
-        cands.append(
-            (
-                "actions",
-                "Keep only the successful actions (action sequence), drop observations",
-                "Observations are long and mostly about other objects.",
-            )
-        )
+    ranked = rank_changes(counts, genome, n)
+    cands: list[tuple[str, str, str]] = [(c.op, c.what, c.why) for c in ranked]
     cands = [c for c in cands if _changes_genome(c[0], genome)]
+    if not cands and genome["store"] != "none":  # the log names no failure this parent could fix
+        fallback = "more_recall" if genome["store"] == "facts" else "extract_facts"
+        cands = [(fallback, WHAT[fallback], f"{fails}/{n} sampled episodes failed with no dominant cause.")]
 
     previous = sections.get(S_PREVIOUS_SUGGESTION, "")
     improved = re.search(r"improve the score over the grandparent:\s*(yes|no|unknown)", previous)
@@ -370,14 +229,55 @@ def _parent_id(sections: dict[str, str]) -> str:
     return str(_load_eval(sections.get(S_PARENT_EVALUATION, "")).get("design_id", "parent"))
 
 
+def _combine(
+    child: dm.Genome, parent: dm.Genome, other_text: str, suggestions: list[tuple[int, str]], rng: random.Random
+) -> tuple[dm.Genome, str]:
+    """Crossover: take from ANOTHER ARCHIVED DESIGN the mechanisms the analysis asks for
+    that it already has (and, half the time, one more of its fact mechanisms), so two
+    lines of the archive that each solved one problem meet in one child."""
+    other_id = re.search(r"^id: (\S+)", other_text, re.MULTILINE)
+    if not other_id or not dm.MECHANISMS_RE.search(other_text):
+        return child, ""
+    other = dm.genome_from_code(other_text)
+    if other["store"] != "facts" or child["store"] != "facts":
+        return child, ""
+    wanted = {op for _, text in suggestions for op in dm.operators_for(text)}
+    # operator -> (genome key, the value that does more)
+    rich = {
+        "plurals": ("plurals", True),
+        "failures": ("failures", True),
+        "negatives": ("negatives", True),
+        "tools": ("tools", "worked"),
+        "house": ("context", "house"),
+        "seen": ("evidence", "seen"),
+    }
+    has = {op: k for op, (k, v) in rich.items() if other[k] == v and child[k] != v}
+    take = [k for op, k in has.items() if op in wanted]
+    extra = sorted(k for k in has.values() if k not in take)
+    if extra and rng.random() < 0.5:
+        take.append(rng.choice(extra))
+    if not take:
+        return child, ""
+    merged = dm.normalise({**child, **{k: other[k] for k in take}})
+    return merged, other_id.group(1)
+
+
 def write(sections: dict[str, str], seed: int) -> str:
     """``TITLE: ...`` plus a fenced module: the parent's genome, mutated as asked."""
     parent_code = sections.get(S_PARENT_CODE, "")
     parent = dm.genome_from_code(parent_code)
-    rng = _rng("write", seed, parent_code, sections.get(S_ANALYSIS, ""))
-    child, ops = dm.mutate(parent, _suggestions(sections.get(S_ANALYSIS, "")), rng)
+    hints = sections.get(S_USER_HINTS, "")
+    rng = _rng("write", seed, parent_code, sections.get(S_ANALYSIS, ""), hints)
+    suggestions = _suggestions(sections.get(S_ANALYSIS, ""))
+    # The engine says the last draft duplicated an archived design: skip as many of the
+    # top suggestions as drafts were duplicates (none left: a random change, see mutate).
+    suggestions = sorted(suggestions)[len(re.findall(r"duplicated archived design", hints)) :]
+    child, ops = dm.mutate(parent, suggestions, rng)
+    child, partner = _combine(child, parent, sections.get(S_OTHER_DESIGN, ""), suggestions, rng)
     changed = [k for k in child if child[k] != parent.get(k)]
     lineage = f"child of {_parent_id(sections)}; operators: {', '.join(ops)}; changed: {', '.join(changed)}"
+    if partner:
+        lineage += f"; combined with {partner}"
     bug = rng.choice(dm.BUGS) if rng.random() < BUG_RATE and child["store"] != "none" else None
     title = dm.default_title(child)
     return f"TITLE: {title}\n```python\n{dm.render(child, title, lineage, bug)}```\n"

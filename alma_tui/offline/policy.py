@@ -9,13 +9,15 @@ through the text it retrieves, exactly as with a real LLM.
 Without memory it searches sensibly but blindly: it visits the receptacles in a
 seeded random order (opening closed ones), takes the goal object when it sees
 it, carries it to a tool (a seeded order of receptacles whose names suggest the
-tool), applies the tool, goes to the target, opens it if needed and puts.
+tool), applies the tool (a tool that fails is not tried again in that episode),
+goes to the target, opens it if needed and puts; a two-object chore repeats the
+search for the second object (never taking back what it put on the target).
 
 Memory-reading contract (designs rely on this; keep it exact)
 --------------------------------------------------------------
-The goal is parsed from ``Your task is to: put a [clean|hot|cool] <kind> in <target>``;
-its *object word* is ``<kind>`` (also matched with a plural ``s``/``es``), its
-*transformation verb* is clean / heat (from "hot") / cool. The current world's
+The goal is parsed from ``Your task is to: put a [clean|hot|cool] <kind> in <target>``
+(or ``put two <kinds> in <target>``); its *object word* is ``<kind>`` (also matched
+with a plural ``s``/``es``), its *transformation verb* is clean / heat (from "hot") / cool. The current world's
 receptacles are the ``<word> <number>`` items of the initial observation (plus
 every ``go to X`` admissible action).
 
@@ -35,7 +37,9 @@ Matching is case-insensitive. In each line:
 4. **Tool evidence**: if the goal has a transformation verb and the line contains
    that verb in any inflection (``clean|cleans|cleaned|cleaning``, same for heat
    and cool), every mention *after* the verb's first occurrence adds
-   ``weight * count`` to that receptacle's tool vote.
+   ``weight * count`` to that receptacle's tool vote; if the line also contains a
+   negation or failure word (the list in 5, plus ``broken``, ``fail``/``fails``/
+   ``failed``) the same amount is subtracted instead.
 5. **Object evidence**: if the line contains the object word, every mention
    *before* the first transformation verb of any kind (or anywhere, when there is
    none) adds ``weight * count`` to that receptacle's object vote, except the
@@ -46,7 +50,8 @@ Matching is case-insensitive. In each line:
 The agent searches receptacles with positive object votes first (highest vote
 first, ties in world order), then the unvoted ones in its seeded order, then the
 negatively voted ones; it never searches the target. It tries tools with
-positive tool votes first, then the name-based candidates.
+positive tool votes first, then the name-based candidates, and tools with
+negative votes last.
 
 Raw trajectories vote naturally ("open cabinet 4 -> ... In it, you see a mug 1",
 "take mug 1 from cabinet 4", "clean mug 1 with sinkbasin 1"); aggregated fact
@@ -66,7 +71,7 @@ from alma_tui.agent.prompt import ADMISSIBLE_HEADING, MEMORY_HEADING, parse_hist
 __all__ = ["Goal", "choose_action", "memory_votes", "parse_goal"]
 
 _GOAL_RE = re.compile(
-    r"your task is to:\s*put (?:a |an |some |the )?"
+    r"your task is to:\s*put (?:a |an |some |the |(two) )?"
     r"(?:(clean|hot|cool|cold|heated|cooled|cleaned) )?"
     r"([a-z]+) (?:in/on|in|on|into|onto) (?:the )?([a-z]+ \d+)",
     re.IGNORECASE,
@@ -84,6 +89,7 @@ _MENTION = re.compile(r"\b([a-z]+) (\d+)\b")
 _PUT = re.compile(r"\bput(?:s|ting)?\b")
 _ANY_VERB = re.compile(r"\b(?:clean|heat|cool)(?:s|ed|ing)?\b")
 _NEG = re.compile(r"\b(?:not|no|never|empty|nothing|none|absent|missing|without)\b")
+_TOOL_NEG = re.compile(r"\b(?:not|no|never|empty|nothing|none|absent|missing|without|broken|fail|fails|failed)\b")
 _COUNT_AFTER = re.compile(r"^\s*[:=-]?\s*\(?\s*(?:x\s*(\d+)|(\d+)\s*(?:x|times)\b)\s*\)?")
 _COUNT_ANY = re.compile(r"(?:\b|\()x\s?(\d+)\b|\b(\d+)\s*times\b")
 _TOOL_HINTS = {
@@ -100,13 +106,24 @@ class Goal:
     kind: str
     verb: str  # "" when no transformation is needed
     target: str
+    count: int = 1  # objects of the kind the chore needs
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ives"):
+        return word[:-3] + "fe"
+    if word.endswith("oes"):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
 
 
 def parse_goal(text: str) -> Goal | None:
     m = _GOAL_RE.search(text)
     if not m:
         return None
-    adj, kind, target = m.group(1), m.group(2).lower(), m.group(3).lower()
+    two, adj, kind, target = m.group(1), m.group(2), m.group(3).lower(), m.group(4).lower()
+    if two:
+        return Goal(_singular(kind), "", target, 2)
     return Goal(kind, _ADJ_TO_VERB.get((adj or "").lower(), ""), target)
 
 
@@ -144,10 +161,11 @@ def memory_votes(
         if verb_re is not None:
             v = verb_re.search(line)
             if v:
+                tsign = -1.0 if _TOOL_NEG.search(line) else 1.0
                 for m, n in zip(mentions, counts, strict=False):
                     if m.start() > v.start():
                         name = f"{m.group(1)} {m.group(2)}"
-                        tool[name] = tool.get(name, 0.0) + weight * (n or 1)
+                        tool[name] = tool.get(name, 0.0) + tsign * weight * (n or 1)
         if obj_re.search(line):
             anyv = _ANY_VERB.search(line)
             limit = anyv.start() if anyv else len(line)
@@ -174,6 +192,7 @@ class _View:
     seen_at: dict[str, list[str]] = field(default_factory=dict)
     failed_tools: set[str] = field(default_factory=set)
     taken: list[str] = field(default_factory=list)
+    placed: int = 0  # goal objects put on the target so far
 
 
 @lru_cache(maxsize=4096)
@@ -225,9 +244,15 @@ def _read(messages: list[dict], goal: Goal | None) -> _View:
             v.holding = a[5:].split(" from ")[0]
             v.taken.append(v.holding)
         elif a.startswith("put ") and obs.startswith("You put"):
+            if goal is not None and v.holding and v.holding.startswith(goal.kind + " ") and v.loc == goal.target:
+                v.placed += 1
+                v.transformed = False
             v.holding = None
-        elif goal and goal.verb and a.startswith(f"{goal.verb} ") and obs.startswith("You "):
-            v.transformed = True
+        elif goal and goal.verb and a.startswith(f"{goal.verb} ") and v.loc:
+            if obs.startswith("You "):
+                v.transformed = True
+            else:  # the tool failed here ("The microwave 1 is broken."): never again this episode
+                v.failed_tools.add(v.loc)
         listed = _listed_objects(obs)
         if listed is not None and v.loc is not None and a.split(" ")[0] in ("go", "open", "examine"):
             v.checked.add(v.loc)
@@ -306,12 +331,13 @@ def choose_action(messages: list[dict], seed: int) -> str:
                 return put_here[0]
         elif goal.verb and not v.transformed:
             act = f"{goal.verb} {v.holding} with {v.loc}"
-            if act in adm:
+            if act in adm and v.loc not in v.failed_tools:
                 return act
             hints = _TOOL_HINTS.get(goal.verb, ())
             cands = [r for r in order if r.split()[0] in hints]
             tools = _ranked(tool_votes, [r for r in v.receptacles if tool_votes.get(r, 0) > 0])
-            tools += [r for r in cands if r not in tools]
+            tools += [r for r in cands if r not in tools and tool_votes.get(r, 0) == 0]
+            tools += [r for r in _ranked(tool_votes, cands) if r not in tools]
             tools += [r for r in order if r not in tools]
             for r in tools:
                 if r not in v.failed_tools and r != v.loc and f"go to {r}" in adm:
@@ -326,13 +352,17 @@ def choose_action(messages: list[dict], seed: int) -> str:
                 return f"go to {goal.target}"
         return _fallback(v, rng)
 
-    takes = [a for a in v.admissible if a.startswith(f"take {goal.kind} ")]
+    takes = [a for a in v.admissible if a.startswith(f"take {goal.kind} ") and not a.endswith(f" from {goal.target}")]
     if takes:
         return takes[0]
     if v.loc and v.loc not in v.checked and f"open {v.loc}" in adm:
         return f"open {v.loc}"
     for r, objs in v.seen_at.items():
-        if r != goal.target and any(o.startswith(goal.kind + " ") for o in objs) and f"go to {r}" in adm:
+        if (
+            r != goal.target
+            and any(o.startswith(goal.kind + " ") and o not in v.taken for o in objs)
+            and f"go to {r}" in adm
+        ):
             return f"go to {r}"
     for r in _ranked(obj_votes, order):
         if r not in v.checked and r != v.loc and f"go to {r}" in adm:

@@ -293,6 +293,18 @@ class Store:
                 s.add(row)
                 s.commit()
 
+    def finish_evaluation(
+        self, evaluation_id: int | None, score: float, score_se: float, run_scores: list[float], wall_s: float
+    ) -> None:
+        """Mark an evaluation done with its score (one kept without its episodes: a held-out one)."""
+        with self.session() as s:
+            row = s.get(Evaluation, evaluation_id)
+            if row is not None:
+                row.status, row.score, row.score_se, row.wall_s = "done", score, score_se, wall_s
+                row.run_scores_json = json.dumps(run_scores)
+                s.add(row)
+                s.commit()
+
     def fail_running_evaluations(self, error: str) -> list[str]:
         """After a crash: every evaluation still marked running is failed with ``error``. Returns
         the design id of each evaluation that carries that error, one entry per evaluation."""
@@ -309,7 +321,7 @@ class Store:
         with self.session() as s:
             ev = s.exec(
                 select(Evaluation)
-                .where(Evaluation.design_id == design_id, Evaluation.status == "done")
+                .where(Evaluation.design_id == design_id, Evaluation.status == "done", Evaluation.kind != "test")
                 .order_by(col(Evaluation.id).desc())
             ).first()
             if ev is None:

@@ -64,6 +64,11 @@ class Design(SQLModel, table=True):
     cost_usd: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # Held-out score: the design's fitness on the domain's test split, measured when it
+    # became the best (the archive's `score` is on the search split, which steers the search).
+    test_score: float | None = None
+    test_score_se: float | None = None
+    duplicate_of: str | None = None  # a child whose normalised code equals this archived design's
 
 
 class Evaluation(SQLModel, table=True):

@@ -162,8 +162,19 @@ def read_run(db: Reader) -> RunInfo | None:
     )
 
 
+def _test_scores(db: Reader, design_id: str | None = None) -> dict[str, tuple[float | None, float | None]]:
+    """Held-out scores by design id; empty for a store written before they existed."""
+    sql = "SELECT id, test_score, test_score_se FROM design WHERE test_score IS NOT NULL"
+    try:
+        rows = db.rows(sql + " AND id = ?", (design_id,)) if design_id else db.rows(sql)
+    except sqlite3.OperationalError:  # no such column: an older store, not yet upgraded
+        return {}
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def read_designs(db: Reader) -> list[DesignRow]:
     rows = db.rows(f"SELECT {_DESIGN_COLS} FROM design ORDER BY seq")
+    tests = _test_scores(db)
     return [
         DesignRow(
             id=r[0],
@@ -183,6 +194,7 @@ def read_designs(db: Reader) -> list[DesignRow]:
             error=sanitize(r[14]) if r[14] else r[14],
             tokens=r[15] or 0,
             cost_usd=float(r[16] or 0.0),
+            test_score=tests.get(r[0], (None, None))[0],
         )
         for r in rows
     ]
@@ -319,7 +331,7 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
         parent = db.one("SELECT code, title, score FROM design WHERE id = ?", (parent_id,)) if parent_id else None
         ev = db.one(
             "SELECT id, status, score, score_se, run_scores_json, error, wall_s FROM evaluation "
-            "WHERE design_id = ? ORDER BY id DESC LIMIT 1",
+            "WHERE design_id = ? AND kind != 'test' ORDER BY id DESC LIMIT 1",
             (design_id,),
         )
         episodes: list[EpisodeRow] = []
@@ -344,6 +356,7 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
                 for p, r, t, g, ok, sc, st, n, err in eps
             ]
         run = db.one("SELECT no_memory_score FROM run ORDER BY id LIMIT 1")
+        test_score, test_se = _test_scores(db, design_id).get(design_id, (None, None))
     memory = _loads(memory_json, None)
     run_scores = _loads(run_scores_json, []) or (_loads(ev[4], []) if ev else [])
     return DesignDetail(
@@ -375,6 +388,8 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
         evaluation_error=_opt(ev[5]) if ev else None,
         episodes=episodes,
         no_memory_score=run[0] if run else None,
+        test_score=test_score,
+        test_score_se=test_se,
     )
 
 

@@ -16,6 +16,8 @@ from rich.highlighter import Highlighter
 from rich.style import Style
 from rich.text import Text
 
+from alma_tui.archive_rows import best_id as pick_best_id
+
 if TYPE_CHECKING:
     from alma_tui.tui.rows import DesignRow, EventRow
 
@@ -161,11 +163,10 @@ def design_label(
 
 
 def best_design(designs: Iterable[DesignRow]) -> DesignRow | None:
-    best, best_score = None, 0.0
-    for d in designs:
-        if d.status == "accepted" and d.score is not None and (best is None or d.score > best_score):
-            best, best_score = d, d.score
-    return best
+    """The one best design, by the rule the CLI and the lineage use (ties: s.e., then age)."""
+    rows = list(designs)
+    bid = pick_best_id(rows)
+    return next((d for d in rows if d.id == bid), None)
 
 
 def best_history(designs: Sequence[DesignRow]) -> list[float]:

@@ -51,6 +51,7 @@ class DesignRow:
     error: str | None
     tokens: int
     cost_usd: float
+    test_score: float | None = None  # held-out (test split), measured when it became the best
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,8 @@ class DesignDetail:
     evaluation_error: str | None = None
     episodes: list[EpisodeRow] = field(default_factory=list)
     no_memory_score: float | None = None
+    test_score: float | None = None  # held-out (test split), measured when it became the best
+    test_score_se: float | None = None
 
 
 def heartbeat_age(run: RunInfo | None, now: datetime) -> float | None:

@@ -14,7 +14,13 @@ Genome keys and their values:
   ``seen`` (also every object seen in an opened/visited receptacle).
 - ``negatives`` (facts): also count where the goal object was looked for and
   absent, and say so ("mug not found in drawer 2").
-- ``tools`` (facts): remember which receptacle was used to clean/heat/cool.
+- ``tools`` (facts): remember which receptacle cleaned/heated/cooled: ``False`` |
+  ``"used"`` (every attempt counts, failed ones too) | ``"worked"`` (only uses
+  whose observation says it worked).
+- ``failures`` (facts): also remember tool attempts that failed ("heat: microwave 1
+  failed"), which the acting agent then tries last.
+- ``plurals`` (facts): read a plural goal word ("two mugs", "knives") as its object
+  kind; without it a two-object chore finds no fact.
 - ``context`` (facts): ``global`` | ``house`` (keep counts per house kind, falling
   back to global counts for an unseen house kind).
 - ``rank``: facts: ``count`` | ``recency``; episodes: ``similarity`` | ``recency``.
@@ -41,6 +47,8 @@ DEFAULT_GENOME: Genome = {
     "evidence": "take",
     "negatives": False,
     "tools": False,
+    "failures": False,
+    "plurals": False,
     "context": "global",
     "rank": "similarity",
     "similarity": "embed",
@@ -59,7 +67,9 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "source": ("all", "success"),
     "evidence": ("take", "seen"),
     "negatives": (False, True),
-    "tools": (False, True),
+    "tools": (False, "used", "worked"),
+    "failures": (False, True),
+    "plurals": (False, True),
     "context": ("global", "house"),
     "rank": ("similarity", "recency", "count"),
     "similarity": ("words", "embed"),
@@ -74,6 +84,8 @@ MECHANISMS_RE = re.compile(r"^MECHANISMS\s*=\s*(\{.*?\n\})", re.DOTALL | re.MULT
 def normalise(genome: Genome) -> Genome:
     """Fill missing keys and coerce invalid values, so any parent yields a valid child."""
     g = dict(DEFAULT_GENOME)
+    if genome.get("tools") is True:  # designs written before tools had two modes
+        genome = {**genome, "tools": "used"}
     for k, v in genome.items():
         if k in CHOICES and v in CHOICES[k]:
             g[k] = v

@@ -60,7 +60,16 @@ def _op_negatives(g: Genome, rng: random.Random) -> Genome:
 
 
 def _op_tools(g: Genome, rng: random.Random) -> Genome:
-    return {**g, "tools": True} if g["store"] == "facts" else g
+    # Count only uses that worked: an attempt at a broken tool is a mistake, not a rule.
+    return {**g, "tools": "worked"} if g["store"] == "facts" else g
+
+
+def _op_failures(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "failures": True} if g["store"] == "facts" else g
+
+
+def _op_plurals(g: Genome, rng: random.Random) -> Genome:
+    return {**g, "plurals": True} if g["store"] == "facts" else g
 
 
 def _op_recency(g: Genome, rng: random.Random) -> Genome:
@@ -108,6 +117,12 @@ def _op_start_memory(g: Genome, rng: random.Random) -> Genome:
 # (name, keyword pattern matched against a suggestion's what+why, operator).
 # The patterns are deliberately broad so suggestions written by a real LLM map too.
 OPERATORS: list[tuple[str, re.Pattern[str], Any]] = [
+    ("plurals", re.compile(r"plural|two.object"), _op_plurals),
+    (
+        "failures",
+        re.compile(r"broken|out.of.order|mistake|tools? that failed|failed tools?"),
+        _op_failures,
+    ),
     (
         "start_memory",
         re.compile(r"\b(store|start|add|begin)\b.*\b(memory|episodes?)\b|no memory"),
@@ -167,31 +182,43 @@ def apply_operator(name: str, genome: Genome, rng: random.Random) -> Genome:
 def mutate(genome: Genome, suggestions: list[tuple[int, str]], rng: random.Random) -> tuple[Genome, list[str]]:
     """Child genome and the names of the operators applied.
 
-    ``suggestions`` are ``(priority, text)``. One suggestion is drawn with weight
-    ``1/priority`` (so the top one usually wins but siblings explore the others);
-    its first operator that actually changes the genome is applied. With
-    probability 0.3 one more random operator is applied (exploration, like a
-    model's own initiative). If nothing changed, random operators are tried so a
-    child always differs from its parent.
+    ``suggestions`` are ``(priority, text)``, ranked by the evidence. One is drawn with
+    weight ``1/priority^2`` (so the top one usually wins but siblings and re-asks explore
+    the others); its first operator that changes the genome is applied. With
+    probability 0.4 the next suggestion's change is combined with it (two problems the
+    log shows, fixed at once), and with probability 0.1 one more random operator is
+    applied (a model's own initiative). If nothing changed, random operators are tried
+    so a child always differs from its parent.
     """
     parent = normalise(genome)
     child = dict(parent)
     applied: list[str] = []
     ranked = sorted(suggestions, key=lambda s: s[0])
+
+    def apply_first(text: str) -> bool:
+        nonlocal child
+        for name in operators_for(text):
+            cand = apply_operator(name, child, rng)
+            if cand != child:
+                child = cand
+                applied.append(name)
+                return True
+        return False
+
     if ranked:
-        weights = [1.0 / max(1, p) ** 1.5 for p, _ in ranked]
+        weights = [1.0 / max(1, p) ** 2 for p, _ in ranked]
         order = list(range(len(ranked)))
         first = rng.choices(order, weights=weights, k=1)[0]
         order.remove(first)
         for idx in [first, *order]:
-            for name in operators_for(ranked[idx][1]):
-                cand = apply_operator(name, child, rng)
-                if cand != child:
-                    child, applied = cand, [name]
-                    break
-            if applied:
+            if apply_first(ranked[idx][1]):
+                rest = [i for i in range(len(ranked)) if i != idx]
+                if rest and rng.random() < 0.4:
+                    for j in rest:
+                        if apply_first(ranked[j][1]):
+                            break
                 break
-    if rng.random() < 0.3 or not applied:
+    if rng.random() < 0.1 or not applied:
         names = list(OPERATOR_NAMES)
         rng.shuffle(names)
         for name in names:

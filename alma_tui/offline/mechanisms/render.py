@@ -33,8 +33,8 @@ def describe(g: Genome) -> list[str]:
         )
         out.append(f"Extracts object-location facts ({ev}) from {src}, aggregated as counts.")
         ctx = (
-            "per house kind (read from the first observation); the current house kind's "
-            "counts weigh 3x, other houses' still count"
+            "per house kind (told apart by the layout in the first observation); the current "
+            "house kind's evidence is used, all houses' only when it has none"
             if g["context"] == "house"
             else "across all houses"
         )
@@ -46,8 +46,20 @@ def describe(g: Genome) -> list[str]:
         )
         if g["negatives"]:
             out.append("Also reports receptacles where the object was looked for and absent.")
-        if g["tools"]:
-            out.append("Remembers which receptacle cleaned/heated/cooled objects, for the goal's verb.")
+        if g["tools"] == "worked":
+            out.append(
+                "Remembers which receptacle cleaned/heated/cooled objects, for the goal's verb, "
+                "counting only uses that worked."
+            )
+        elif g["tools"]:
+            out.append("Remembers which receptacle was used to clean/heat/cool, for the goal's verb.")
+        if g["failures"]:
+            out.append(
+                "Remembers tool attempts that failed and tools seen with an out-of-order sign, "
+                "so the agent tries those last."
+            )
+        if g["plurals"]:
+            out.append("Reads plural goal words (two-object chores) as their object kind.")
         if g["example"]:
             out.append("Appends the most similar successful action sequence as a worked example.")
     else:
@@ -89,7 +101,11 @@ def default_title(g: Genome) -> str:
         if g["negatives"]:
             bits.append("and misses")
         if g["tools"]:
-            bits.append("+ tool rules")
+            bits.append("+ tools that worked" if g["tools"] == "worked" else "+ tool rules")
+        if g["failures"]:
+            bits.append("+ failed tools")
+        if g["plurals"]:
+            bits.append("+ plurals")
         return " ".join(bits).capitalize()
     base = "Trajectory retrieval" if g["store"] == "trajectory" else "Action-plan retrieval"
     extra = []
@@ -137,15 +153,23 @@ _TAKE = re.compile(r"\\btake ([a-z]+) \\d+ from ([a-z]+ \\d+)")
 _TOOL = re.compile(r"\\b(clean|heat|cool) [a-z]+ \\d+ with ([a-z]+ \\d+)")
 _PLACE = re.compile(r"(?:arrive at|open the|on the|facing the) ([a-z]+ \\d+)")
 _ITEM = re.compile(r"\\ban? ([a-z]+) \\d+")
-_HOUSE = re.compile(r"room in an? ([a-z]+)")
+_LISTING = re.compile(r"you see (.*?)\\.(?:\\s|$)")
+_MENTION = re.compile(r"\\b([a-z]+) \\d+\\b")
+_SIGN = re.compile(r"the ([a-z]+ \\d+) has an out-of-order sign")
+_TOOL_VERB = {{"sinkbasin": "clean", "bathtubbasin": "clean", "microwave": "heat", "stoveburner": "heat",
+              "toaster": "heat", "fridge": "cool"}}
 # Goal adjectives that imply a tool verb ("put a hot mug ..." -> heat).
 _VERBS = {{"clean": "clean", "hot": "heat", "heat": "heat", "cool": "cool", "cold": "cool"}}
 
 
 def _house(observation: str) -> str:
-    """House kind named in the first observation ("room in a cottage"), else "?"."""
-    m = _HOUSE.search((observation or "").lower())
-    return m.group(1) if m else "?"
+    """The house kind, told apart by the receptacle layout the first observation lists
+    ("cabinet8 drawer5 ..."): houses are never named, but each kind has its own layout."""
+    m = _LISTING.search((observation or "").lower())
+    counts: dict[str, int] = {{}}
+    for typ in _MENTION.findall(m.group(1) if m else ""):
+        counts[typ] = counts.get(typ, 0) + 1
+    return " ".join(f"{{t}}{{n}}" for t, n in sorted(counts.items())) or "?"
 
 
 def _sighting(observation: str) -> tuple[str, list[str]] | None:
@@ -181,6 +205,9 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     if g["tools"]:
         a("        # tools[context][verb][receptacle] = times a clean/heat/cool action used it")
         a("        self.tools: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
+    if g["failures"]:
+        a("        # failed[context][verb][receptacle] = times a clean/heat/cool attempt there failed")
+        a("        self.failed: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
     if g["example"]:
         a("        self.examples: list[dict] = []  # successful action sequences, for a worked example")
     a("        self.totals: dict[str, int] = {}  # object kind -> times found anywhere")
@@ -214,11 +241,28 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("                self._add(ctx, take.group(1), take.group(2))")
     if g["negatives"]:
         a("                taken.add(take.group(1))")
-    if g["tools"]:
+    if g["tools"] or g["failures"]:
         a("            tool = _TOOL.search(action)")
+        a('            worked = (step.observation or "").lower().startswith("you ")')
+    if g["tools"] == "worked":
+        a("            # Only a use the observation confirms: a broken tool's attempt is no evidence.")
+        a("            if tool and worked:")
+        a('                for c in {ctx, "*"}:')
+        a("                    self.tools[c][tool.group(1)][tool.group(2)] += 1")
+    elif g["tools"]:
         a("            if tool:")
         a('                for c in {ctx, "*"}:')
         a("                    self.tools[c][tool.group(1)][tool.group(2)] += 1")
+    if g["failures"]:
+        a("            if tool and not worked:  # a mistake worth remembering")
+        a('                for c in {ctx, "*"}:')
+        a("                    self.failed[c][tool.group(1)][tool.group(2)] += 1")
+        a("            # A visit shows a broken tool's sign: a mistake learnt without making it.")
+        a('            for place in _SIGN.findall((step.observation or "").lower()):')
+        a("                verb = _TOOL_VERB.get(place.split()[0])")
+        a("                if verb:")
+        a('                    for c in {ctx, "*"}:')
+        a("                        self.failed[c][verb][place] += 1")
     if g["evidence"] == "seen" or g["negatives"]:
         a("            seen = _sighting(step.observation)")
         a("            if seen is not None:")
@@ -242,11 +286,9 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("")
     a("    def _ranked(self, table: dict, ctx: str, kind: str) -> list[tuple[str, int]]:")
     if g["context"] == "house":
-        a("        # This house kind's evidence weighs 3x; all houses' evidence still counts,")
-        a("        # so one stray sighting in a rarely seen house kind cannot outvote the rule.")
-        a("        local = table.get(ctx, {}).get(kind) or {}")
-        a('        pooled = table.get("*", {}).get(kind) or {}')
-        a("        counts = {p: 3 * local.get(p, 0) + n for p, n in pooled.items()}")
+        a("        # This house kind's evidence only (houses differ); all houses' evidence")
+        a("        # when this house kind has none yet.")
+        a('        counts = table.get(ctx, {}).get(kind) or table.get("*", {}).get(kind) or {}')
     else:
         a("        counts = table.get(ctx, {}).get(kind) or {}")
     if g["rank"] == "count":
@@ -263,6 +305,14 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a('        goal = [w for w in _WORD.findall((query.goal or "").lower()) if w not in _STOP]')
     if bug == "key_error":
         a("        kinds = [w for w in goal if self.totals[w] > 0]")
+    elif g["plurals"]:
+        a("        # A plural goal word (two mugs, two knives, two potatoes) names its singular kind.")
+        a("        kinds = []")
+        a("        for w in goal:")
+        a('            for kind in (w, w[:-1], w[:-2], w[:-3] + "fe"):')
+        a("                if kind in self.totals:")
+        a("                    kinds.append(kind)")
+        a("                    break")
     else:
         a("        kinds = [w for w in goal if w in self.totals]")
     a("        lines: list[str] = []")
@@ -274,12 +324,16 @@ def _facts_class(g: Genome, bug: str | None) -> str:
         a("            # Misses go after the hits: they prune the search, they do not direct it.")
         a(f"            for place, n in self._ranked(self.missing, ctx, kind)[:{k}]:")
         a('                lines.append(f"{kind} not found in {place} ({n} times)")')
-    if g["tools"]:
+    if g["tools"] or g["failures"]:
         a("        verbs = {_VERBS[w] for w in goal if w in _VERBS}")
         a("        for verb in sorted(verbs):")
+    if g["tools"]:
         a("            # No object word on tool lines: they must not read as object locations.")
         a("            for place, n in self._ranked(self.tools, ctx, verb)[:1]:")
         a('                lines.append(f"{verb}: use {place} (x{n})")')
+    if g["failures"]:
+        a("            for place, n in self._ranked(self.failed, ctx, verb)[:3]:")
+        a('                lines.append(f"{verb}: {place} failed (x{n})")')
     if g["example"]:
         a("        if self.examples:")
         a("            best = max(self.examples, key=lambda e: len(_words(e['goal']) & set(goal)))")

@@ -65,6 +65,9 @@ def render_header(d: DesignDetail) -> Text:
         delta, dstyle = fmt_delta(d.score, d.parent_score)
         if delta:
             t.append(f"  {delta} vs parent", style=dstyle)
+        t.append(" search split", style=C_DIM)
+    if d.test_score is not None:  # measured when it became the best
+        t.append(f"  held-out test {fmt_score(d.test_score)}", style=f"bold {C_ACCENT}")
     t.append(f"   {d.origin}", style=C_DIM)
     t.append(f" · iter {d.iteration}", style=C_DIM)
     if d.parent_id:
