@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alma_tui.store import Store
-from tests.openai_stub import MARKER, StubServer
+from tests.openai_stub import DESIGN_CODE, MARKER, StubServer, fenced
 from tests.test_real_models import KEY, calls, git, run
 from tests.test_real_models import prices as prices  # the stub models' prices (autouse fixture)
 
@@ -56,10 +56,14 @@ def test_concurrent_children_charge_their_own_design_and_commit_in_order(repo: P
     from alma_tui.engine.prompts import PROMPT_VERSION
     from alma_tui.llm.accounting import design_totals, run_totals
 
+    # two different children (identical code would be a duplicate, rightly not evaluated twice)
+    server.script("write", fenced(DESIGN_CODE), fenced(DESIGN_CODE.replace("[:20]", "[:10]")))
     assert run(repo, server, "--parents", "2") == 0  # two children, run at once by default
     store = Store(repo, create=False)
     children = [d for d in store.designs() if d.iteration == 1]
-    assert [d.id for d in children] == ["d003", "d004"] and all(d.status == "accepted" for d in children)
+    assert [d.id for d in children] == ["d003", "d004"] and all(d.status == "accepted" for d in children), [
+        (d.status, d.error) for d in children
+    ]
     events = store.events_after(0)
     pos = {(e.kind, e.design_id): i for i, e in enumerate(events)}
     # both evaluations were in flight together, and their commits came in the children's order
