@@ -17,7 +17,7 @@ import time
 from alma_tui.agent.loop import run_episode
 from alma_tui.domains.minihack import MiniHackDomain
 from alma_tui.engine.evaluator import EvalSettings, split_tasks
-from alma_tui.offline.minihack_policy import choose_action
+from alma_tui.offline.provider import offline_answer
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
 
                 def act(messages: list[dict], rng: random.Random = rng, run: int = run, name: str = name) -> str:
                     if name != "random":
-                        return choose_action(messages, run)
+                        # through the provider, as the evaluator reaches it (it unfolds the summary history)
+                        return offline_answer("offline/agent", messages, run, MiniHackDomain.offline_policy)
                     last = messages[-1]["content"]
                     return rng.choice([ln[2:] for ln in last.splitlines() if ln.startswith("- ")])
 

@@ -14,9 +14,15 @@ from alma_tui.designs import builtin_source
 from alma_tui.domains import get_domain
 from alma_tui.domains.textworld import TextWorldDomain, clean_observation
 from alma_tui.engine.evaluator import EvalSettings, Evaluator
-from alma_tui.offline.generic_policy import choose_action
+from alma_tui.offline.provider import offline_answer
 
 SMALL = {"worlds": 1, "rooms": 4, "objects": 6, "targets": 2, "starts": 1}
+
+
+def _act(messages: list[dict], seed: int) -> str:
+    """The generic agent as the evaluator reaches it: through the offline provider, which
+    unfolds the default ``--agent-history summary`` chat for it."""
+    return offline_answer("offline/agent", messages, seed, None)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +76,7 @@ def test_the_generic_agent_solves_small_games_with_score_and_won(tw: tuple[TextW
     domain, _ = tw
     for task in domain.tasks("train", 0) + domain.tasks("test", 0):
         env = domain.make_env(task)
-        episode, info = run_episode(env, task, domain, "", lambda m: choose_action(m, 0))
+        episode, info = run_episode(env, task, domain, "", lambda m: _act(m, 0))
         assert info["success"] and episode.score == 1.0, [(s.action, s.observation[:60]) for s in episode.steps]
         assert sum(s.reward for s in episode.steps) == pytest.approx(1.0)
         assert "take" in episode.steps[-1].action and episode.step_count <= domain.max_steps
@@ -79,7 +85,7 @@ def test_the_generic_agent_solves_small_games_with_score_and_won(tw: tuple[TextW
 def test_evaluator_runs_designs_on_textworld(tw: tuple[TextWorldDomain, list[str]]) -> None:
     domain, _ = tw
     settings = EvalSettings(n_collection=1, n_deployment=1, runs=1, split="test", concurrency=2)
-    result = Evaluator(domain, choose_action).evaluate(builtin_source("trajectory_retrieval"), settings)
+    result = Evaluator(domain, _act).evaluate(builtin_source("trajectory_retrieval"), settings)
     assert result.score == 1.0 and len(result.per_task()) == 1
     assert result.memory["episodes"] == 1  # the collection episode was stored
 
