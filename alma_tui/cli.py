@@ -211,7 +211,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         sp.add_argument("design")
         _repo_arg(sp)
     for kind in ("pause", "resume", "stop"):
-        _repo_arg(sub.add_parser(kind, help=f"{kind} the search running in the repo"))
+        extra = " (once the evaluations in progress finish)" if kind == "stop" else ""
+        _repo_arg(sub.add_parser(kind, help=f"{kind} the search running in the repo{extra}"))
     hp = sub.add_parser("hint", help="add a hint for the meta agent's next analysis")
     hp.add_argument("text")
     _repo_arg(hp)
@@ -783,7 +784,9 @@ def cmd_steer(repo: Path, kind: str, design: str | None, text: str = "") -> int:
         store.command(kind, design_id, text, source="cli")
     except StoreError as exc:
         raise CliError(str(exc)) from exc
-    print(f"{kind} {design_id or text or ''}".strip() + " recorded; the search applies it at its next selection")
+    # one description of stop everywhere (app, README, here): running evaluations finish, no new one starts
+    when = "stops once the evaluations in progress finish" if kind == "stop" else "applies it at its next selection"
+    print(f"{kind} {design_id or text or ''}".strip() + f" recorded; the search {when}")
     return 0
 
 

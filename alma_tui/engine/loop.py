@@ -171,7 +171,7 @@ class Engine:
         k = self.parallel_children(len(children))
         if k <= 1 or len(todo) <= 1:
             for child in todo:
-                if not self.steering.apply():  # "stop after the current evaluation"
+                if not self.steering.apply():  # stop: once the evaluations in progress finish
                     return False
                 if ctx.cancel.is_set():
                     break

@@ -39,7 +39,7 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("alma.pause", "space", "pause", "Pause", priority=True, tooltip="Pause at the next selection"),
     Key("alma.resume", "space", "resume", "Resume", priority=True, tooltip="Resume the paused search"),
     Key("alma.hint", "h", "hint", "Hint", tooltip="Add a hint for the next analysis"),
-    Key("alma.stop", "s", "stop", "Stop", tooltip="Stop after the current evaluation"),
+    Key("alma.stop", "s", "stop", "Stop", tooltip="Stop once the evaluations in progress finish"),
     Key(
         "alma.continue",
         "c",

@@ -53,7 +53,7 @@ class AlmaCommands(Provider):
             else:
                 out.append(("Pause the search", main.action_toggle_pause, "pause at the next selection"))
             out.append(("Add a hint for the meta agent", main.action_hint, "goes into the next analysis"))
-            out.append(("Stop after the current evaluation", main.action_stop, "the run stays resumable"))
+            out.append(("Stop once the evaluations in progress finish", main.action_stop, "the run stays resumable"))
         if main.why_not("continue_search") is None:
             out.append(
                 (

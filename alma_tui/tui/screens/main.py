@@ -45,7 +45,7 @@ NOTES = {
     "pause": "pause requested: the engine pauses at the next selection",
     "resume": "resume requested",
     "hint": "hint queued for the next analysis",
-    "stop": "stop requested: the engine stops after the current evaluation",
+    "stop": "stop requested: the engine stops once the evaluations in progress finish",
 }
 
 
@@ -288,7 +288,7 @@ class MainScreen(Screen):
             if action == "resume" and not self._paused():
                 return "Not paused."
             if status == "stopping" and action != "resume":
-                return "The search is stopping after the current evaluation."
+                return "The search is stopping once the evaluations in progress finish."
         if action == "continue_search":
             if status in LIVE:
                 return f"The search is {status}; continue it once it has stopped (s stops it)."
@@ -409,7 +409,7 @@ class MainScreen(Screen):
         self.app.push_screen(
             ConfirmScreen(
                 "Stop the search?",
-                "The engine stops after the current evaluation. "
+                "The engine stops once the evaluations in progress finish. "
                 "Everything is kept; running `alma-tui run` again resumes.",
             ),
             done,
