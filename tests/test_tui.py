@@ -1050,3 +1050,24 @@ async def test_pin_and_veto_are_never_both_on_one_design(repo: Path) -> None:
         await app.wait_commands()
         assert len(commands(repo)) == n and store_design(repo, "d004").vetoed is False
         assert any("d004 is pinned" in m.message for m in app._notifications)
+
+
+def test_diff_summary_keeps_its_numbers_in_a_narrow_pane() -> None:
+    """The Diff tab's summary: lines added/removed and the score change come first, on their own
+    line, so a narrow detail pane (80x24) cuts a long title, never the numbers (issue 13, item 5)."""
+    from rich.console import Console
+
+    from alma_tui.tui.rows import DesignDetail
+    from alma_tui.tui.widgets.detail import render_diff_tab
+
+    long_title = "Object-location counts per house kind with sightings and misses + failed tools + plurals"
+    d = DesignDetail(
+        id="d012", title=long_title, status="accepted", origin="meta", parent_id="d005", iteration=5,
+        code="x = 1\ny = 2\n", parent_code="x = 1\n", parent_title=long_title, parent_score=0.583,
+        score=0.806, score_se=0.01, run_scores=[0.8], error=None, error_detail=None, repairs=0,
+        commit=None, analysis=None, analysis_raw=None, memory=None, memory_raw=None, tokens=0, cost_usd=0.0,
+    )  # fmt: skip
+    console = Console(width=36, record=True, color_system=None)
+    console.print(render_diff_tab(d), crop=True, soft_wrap=False)
+    first = console.export_text().splitlines()[0]
+    assert first.startswith("+1 −0") and "0.583 → 0.806" in first and "+0.223" in first  # noqa: RUF001

@@ -99,18 +99,21 @@ def render_diff_tab(d: DesignDetail) -> RenderableType:
             style=f"italic {C_DIM}",
         )
     added, removed = diff_stats(d.parent_code, d.code)
+    # the numbers first, on a line of their own: a narrow pane cuts a long line's end, and the
+    # titles (which can be long) are what may be cut, never the change or the score
     head = Text()
+    head.append(f"+{added}", style=f"bold {C_GOOD}")
+    head.append(f" −{removed}", style=f"bold {C_BAD}")  # noqa: RUF001
+    if d.score is not None and d.parent_score is not None:
+        delta, dstyle = fmt_delta(d.score, d.parent_score)
+        head.append(f"   score {fmt_score(d.parent_score)} → {fmt_score(d.score)} ", style=C_DIM)
+        head.append(delta, style=f"bold {dstyle}")
+    head.append("\n")
     head.append(f"{d.parent_id}", style=f"bold {C_INFO}")
     head.append(f" {d.parent_title or ''}", style=C_DIM)
     head.append("  →  ", style=C_DIM)
     head.append(f"{d.id}", style=f"bold {C_ACCENT}")
     head.append(f" {d.title}", style=C_DIM)
-    head.append(f"     +{added}", style=f"bold {C_GOOD}")
-    head.append(f" −{removed}", style=f"bold {C_BAD}")  # noqa: RUF001
-    if d.score is not None and d.parent_score is not None:
-        delta, dstyle = fmt_delta(d.score, d.parent_score)
-        head.append(f"     score {fmt_score(d.parent_score)} → {fmt_score(d.score)} ", style=C_DIM)
-        head.append(delta, style=f"bold {dstyle}")
     head.append("\n")
     body = render_diff(d.parent_code, d.code, f"{d.parent_id}/design.py", f"{d.id}/design.py")
     return Group(head, body)
