@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -166,3 +167,11 @@ def test_writer_combines_mechanisms_of_another_archived_design() -> None:
         child = dm.genome_from_code(text.split("```python\n")[1])
         combined += child["plurals"] and child["failures"] and "combined with d007" in text
     assert combined >= 2  # the others drew the second change themselves, or only the second
+
+
+def test_analysis_text_shows_scores_rounded_as_the_archive_does() -> None:
+    """The analysis is read in the app: '0.7777777777777777' is noise, '0.778' is a score."""
+    log = {"design_id": "d004", "score": 7 / 9, "no_memory_score": 13 / 36, "episodes": [WIN, TOOL]}
+    a = analyze({S_PARENT_CODE: FACTS, S_PARENT_EVALUATION: json.dumps(log)}, seed=0)
+    assert "(score 0.778 vs no-memory 0.361)" in a["lessons_from_previous"]
+    assert not re.search(r"\d\.\d{4,}", json.dumps(a))

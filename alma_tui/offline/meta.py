@@ -187,7 +187,9 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
                 "why": "All known mechanisms are already in place; widen what is returned.",
             }
         ]
-    summary = f"score {score} vs no-memory {base}" if score is not None else "no score"
+    # rounded as the archive shows scores: raw floats ("0.7777777777777777") read as noise
+    base_text = f"{base:.3f}" if isinstance(base, int | float) else "unknown"
+    summary = f"score {score:.3f} vs no-memory {base_text}" if isinstance(score, int | float) else "no score"
     title = str(suggestions[0]["what"]).split(" (")[0].split(";")[0][:60]
     return {
         "lessons_from_previous": f"{lessons} ({summary}).",
