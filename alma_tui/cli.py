@@ -621,11 +621,12 @@ def ui_settings() -> dict[str, Any]:
             raise CliError(str(exc)) from exc
     theme = data.get("theme")
     if theme is not None:
-        from textual.theme import BUILTIN_THEMES
+        from alma_tui.tui.bindings import AppSettingError, check_theme
 
-        if not isinstance(theme, str) or theme not in BUILTIN_THEMES:
-            raise CliError(f"{path}: theme {theme!r} is not one of {', '.join(sorted(BUILTIN_THEMES))}")
-        out["theme"] = theme
+        try:
+            out["theme"] = check_theme(theme, str(path))
+        except AppSettingError as exc:
+            raise CliError(str(exc)) from exc
     return out
 
 

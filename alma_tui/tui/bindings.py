@@ -1,7 +1,7 @@
 """Key bindings as data: one table, remappable by binding id (``App.set_keymap``).
 
 A user keymap is a ``{binding_id: "keys"}`` dict, e.g. ``{"alma.pin": "P"}``, from the
-``[keymap]`` table of the settings file (``alma_tui/tui/user_config.py``) or
+``[keymap]`` table of the settings file (read by ``alma_tui.cli.ui_settings``) or
 ``ALMA_TUI_KEYMAP="alma.pin=P,alma.hint=H"`` in the environment (which wins). Every id is
 checked against the table below: a typo is one line naming it, never silently ignored.
 """
@@ -92,8 +92,22 @@ KEY_IDS: frozenset[str] = frozenset(k.id for k in (*MAIN_KEYS, *APP_KEYS))
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_+\-]+$")
 
 
-class KeymapError(ValueError):
+class AppSettingError(ValueError):
+    """A UI setting (keymap, theme) the app cannot use; the message is one line."""
+
+
+class KeymapError(AppSettingError):
     """A keymap that names a binding we do not have, or a key that cannot be one."""
+
+
+def check_theme(theme: object, source: str) -> str:
+    """The theme name, or AppSettingError naming ``source`` and Textual's built-in themes.
+    Here rather than in the CLI so that only the UI package imports Textual."""
+    from textual.theme import BUILTIN_THEMES
+
+    if not isinstance(theme, str) or theme not in BUILTIN_THEMES:
+        raise AppSettingError(f"{source}: theme {theme!r} is not one of {', '.join(sorted(BUILTIN_THEMES))}")
+    return theme
 
 
 def check_keymap(keymap: dict[str, str], source: str) -> dict[str, str]:
