@@ -14,6 +14,8 @@ import importlib
 import inspect
 from pathlib import Path
 
+from alma_tui import pysource
+
 __all__ = ["BUILTIN", "builtin_source", "load_builtin_class"]
 
 _DIR = Path(__file__).resolve().parent
@@ -25,7 +27,7 @@ def _discover() -> dict[str, tuple[str, str]]:
         if path.name.startswith("_"):
             continue
         try:
-            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            doc = ast.get_docstring(pysource.parse(path.read_text(encoding="utf-8"))) or ""
         except SyntaxError:
             continue
         title = doc.strip().splitlines()[0].rstrip(".") if doc.strip() else path.stem

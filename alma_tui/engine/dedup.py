@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from alma_tui import pysource
+
 __all__ = ["duplicate_of", "find_duplicate", "normal_form"]
 
 _CONSTANT = re.compile(r"^_*[A-Z][A-Z0-9_]*$")
@@ -50,7 +52,7 @@ class _Normaliser(ast.NodeTransformer):
 def normal_form(code: str) -> str | None:
     """The design's code with docstrings, comments, layout and constant names normalised."""
     try:
-        tree = ast.parse(code or "")
+        tree = pysource.parse(code or "")
     except (SyntaxError, ValueError):
         return None
     names: dict[str, str] = {}

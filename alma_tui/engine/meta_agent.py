@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alma_tui import pysource
 from alma_tui.engine import prompts
 from alma_tui.sanitize import one_line
 
@@ -390,7 +391,7 @@ _CLASS_RE = re.compile(r"^class\s+(\w+)\s*\(", re.MULTILINE)
 
 def _parses(code: str) -> bool:
     try:
-        ast.parse(code)
+        pysource.parse(code)
     except SyntaxError:
         return False
     return True
@@ -439,7 +440,7 @@ def extract_title(text: str, code: str = "", fallback: str = "untitled design") 
     if m:
         return m.group(1).strip().strip("`*\"'")[:120] or fallback
     try:
-        doc = ast.get_docstring(ast.parse(code)) if code else None
+        doc = ast.get_docstring(pysource.parse(code)) if code else None
     except SyntaxError:
         doc = None
     if doc and doc.strip():
@@ -467,7 +468,7 @@ def _loads_lenient(text: str) -> object:
             pass
         end = fixed.rfind("}")
         try:
-            value = ast.literal_eval(fixed[: end + 1]) if end >= 0 else None
+            value = pysource.literal_eval(fixed[: end + 1]) if end >= 0 else None
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             value = None
         if isinstance(value, dict | list):

@@ -35,9 +35,10 @@ Genome keys and their values:
 
 from __future__ import annotations
 
-import ast
 import re
 from typing import Any
+
+from alma_tui import pysource
 
 Genome = dict[str, Any]
 
@@ -110,7 +111,7 @@ def genome_from_code(code: str) -> Genome:
     m = MECHANISMS_RE.search(code or "")
     if m:
         try:
-            value = ast.literal_eval(m.group(1))
+            value = pysource.literal_eval(m.group(1))
             if isinstance(value, dict):
                 return normalise(value)
         except (ValueError, SyntaxError):
