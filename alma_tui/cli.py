@@ -857,6 +857,13 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 # -- compare --------------------------------------------------------------------------------------
+def _compare_paths() -> tuple[str, ...]:
+    """The settings compare uses: eval's, and how many episodes of one design run at once."""
+    from alma_tui.engine.config import EVAL_PATHS
+
+    return (*EVAL_PATHS, "eval.concurrency")
+
+
 def _compare_parser(sub: Any, full: bool) -> None:
     cp = sub.add_parser(
         "compare",
@@ -875,9 +882,7 @@ def _compare_parser(sub: Any, full: bool) -> None:
     if not full:
         _repo_arg(cp)
         return
-    from alma_tui.engine.config import EVAL_PATHS
-
-    _setting_args(cp, EVAL_PATHS)
+    _setting_args(cp, _compare_paths())
     _config_arg(cp)
     cp.add_argument("--baselines", action="store_true", help="add the five built-in baseline designs")
     cp.add_argument(
@@ -908,15 +913,13 @@ def _compare_store(repo: Path) -> tuple[Any, str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from alma_tui.engine.config import EVAL_PATHS
-
     repo = Path(args.repo)
     if not args.designs and not args.baselines:
         raise UsageError("name the designs to compare (e.g. `best`, d004, reasoning_bank, my.py), or --baselines")
     from alma_tui.designs import BUILTIN
     from alma_tui.engine.designref import DesignRefError, resolve_design
 
-    cfg = settings_from_args(args, EVAL_PATHS, stored=_peek_run(repo) is not None).config
+    cfg = settings_from_args(args, _compare_paths(), stored=_peek_run(repo) is not None).config
     refs = [*args.designs, *(BUILTIN if args.baselines else [])]
     try:
         designs = [resolve_design(ref, repo) for ref in refs]
@@ -971,13 +974,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 progress=bar.hooks(),
             )
     except KeyboardInterrupt:
-        err.print(f"interrupted: the finished rows stay stored in {where}", markup=False)
+        err.print(f"interrupted: the finished rows stay stored in {where}", markup=False, soft_wrap=True)
         raise
     finally:
         store.close()
     if args.json:
         print(json.dumps(json_rows(rows, proto), indent=2))
-        err.print(reuse_line(rows, proto), markup=False)
+        err.print(reuse_line(rows, proto), markup=False, soft_wrap=True)
     elif args.markdown:
         print(markdown_table(rows, proto))
         print()
