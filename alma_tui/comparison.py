@@ -133,7 +133,11 @@ def markdown_table(rows: list[CompareRow], proto: Protocol) -> str:
             lines.append(f"| {name} | failed | | | | |")
             continue
         score = f"**{_score(r)}**" if i == 0 else _score(r) + (f" {NOISE_MARK}" if r.within_noise else "")
-        lines.append(f"| {name} | {score} | {_runs(r)} | {r.tokens_per_episode:,.0f} | {_cost(r)} | {r.wall_s:.1f} s |")
+        lines.append(
+            f"| {name} | {score} | {_runs(r)} | {r.tokens_per_episode:,.0f} | {_cost(r)} | {r.wall_s:.1f} s"
+            + ("*" if r.reused else "")
+            + " |"
+        )
     return "\n".join(lines)
 
 

@@ -102,7 +102,7 @@ def _from_store(ref: str, repo: Path) -> DesignRef | None:
 
 def _from_git(ref: str, repo: Path) -> DesignRef | None:
     """``design/<ref>`` (an archive id whose store is gone) first, then ``ref`` as any rev."""
-    if not (repo / ".git").exists():
+    if ref.startswith("-") or not (repo / ".git").exists():  # never an option to git
         return None
     import git
 
