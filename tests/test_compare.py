@@ -337,3 +337,17 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> bool:
         return False
+
+
+def test_a_store_from_before_compare_gains_its_table(tmp_path: Path) -> None:
+    """A repo written by an alma-tui without `compare` (no compare_result table) is upgraded on open."""
+    import sqlite3
+
+    Store(tmp_path / "old").close()
+    db = tmp_path / "old" / ".alma" / "alma.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE compare_result")
+    store = Store(tmp_path / "old")
+    rows = _compare(store, _refs("no_memory"), FakeEvaluate())
+    assert store.compare_result(rows[0].key) is not None
+    store.close()
