@@ -946,6 +946,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         h = hooks_for(key)
         h.on_episode = hooks.on_episode
         result = evaluator.evaluate(design.code, settings, h, cancel)
+        if (stop := llm.stop_reason()) is not None:  # an outage or a rejected key: not the design's score
+            raise EvaluationFailed(f"model calls stopped: {stop}")
         used = llm.by_design.get(key)
         return Evaluated(result, used.tokens if used else 0, used.cost_usd if used else 0.0)
 

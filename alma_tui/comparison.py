@@ -84,6 +84,12 @@ def notes(rows: list[CompareRow], proto: Protocol) -> list[str]:
     )
     out.append(reuse_line(rows, proto))
     out += [f"{_label(r)} failed: {sanitize(r.error or '', newlines=False)}" for r in rows if not r.ok]
+    out += [
+        f"{_label(r)}: {r.episode_errors} of {r.episodes} episodes crashed (counted as 0; see --json); "
+        "not stored, so the next compare measures it again"
+        for r in rows
+        if r.ok and r.episode_errors
+    ]
     return out
 
 

@@ -180,9 +180,9 @@ def test_resolve_id_best_and_git_rev(searched: Path) -> None:
 class FakeEvaluate:
     """Stands in for the sandboxed evaluator: counts calls; scores a design by its code length."""
 
-    def __init__(self, fail: str | None = None, interrupt: str | None = None) -> None:
+    def __init__(self, fail: str | None = None, interrupt: str | None = None, crash: str | None = None) -> None:
         self.calls: list[str] = []
-        self.fail, self.interrupt = fail, interrupt
+        self.fail, self.interrupt, self.crash = fail, interrupt, crash
         self.lock = threading.Lock()
 
     def __call__(self, design: DesignRef, key: str, hooks, cancel: threading.Event) -> Evaluated:  # type: ignore[no-untyped-def]
@@ -197,6 +197,8 @@ class FakeEvaluate:
             for t in range(3):
                 s = float((len(design.code) + t + run) % 2)
                 eps.append(EpisodeRecord("deployment", run, f"t{t}", "g", bool(s), s, 3))
+                if design.label == self.crash and t == 0:  # the model provider failed mid-episode
+                    eps[-1] = EpisodeRecord("deployment", run, "t0", "g", False, 0.0, 0, error="APIError: 503")
                 hooks.on_episode(eps[-1])
         runs = [sum(e.score for e in eps if e.run == r) / 3 for r in range(2)]
         return Evaluated(EvalResult(sum(runs) / 2, 0.0, runs, eps, {}, 0.5), tokens=600, cost_usd=0.0)
@@ -247,10 +249,19 @@ def test_failed_rows_are_not_stored_and_interrupt_keeps_finished(tmp_path: Path)
     fake = FakeEvaluate(interrupt="reasoning_bank")
     with pytest.raises(KeyboardInterrupt):
         _compare(store, _refs("trajectory_retrieval", "reasoning_bank"), fake, jobs=1)
+    fake = FakeEvaluate(crash="reasoning_bank")
+    rows = _compare(store, _refs("reasoning_bank"), fake)
+    assert rows[0].ok and rows[0].episode_errors == 2
     fake = FakeEvaluate()
-    rows = _compare(store, _refs("no_memory", "g_memory", "trajectory_retrieval"), fake)
-    assert sorted(fake.calls) == ["g_memory"]  # the failed one again; the finished ones were kept
-    assert {r.label: r.reused for r in rows} == {"no_memory": True, "trajectory_retrieval": True, "g_memory": False}
+    rows = _compare(store, _refs("no_memory", "g_memory", "trajectory_retrieval", "reasoning_bank"), fake)
+    # the failed one and the one with crashed episodes again; the finished ones were kept
+    assert sorted(fake.calls) == ["g_memory", "reasoning_bank"]
+    assert {r.label: r.reused for r in rows} == {
+        "no_memory": True,
+        "trajectory_retrieval": True,
+        "g_memory": False,
+        "reasoning_bank": False,
+    }
     store.close()
 
 

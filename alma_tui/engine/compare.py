@@ -78,6 +78,9 @@ class CompareRow:
     run_scores: list[float] = field(default_factory=list)
     per_task: dict[str, list[float]] = field(default_factory=dict)  # task -> score per run
     episodes: int = 0
+    #: episodes that crashed (the agent's model failed, ...): they count as 0, as in the search,
+    #: but such a row is not stored, so a passing outage is not kept as the design's score
+    episode_errors: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
     wall_s: float = 0.0
@@ -200,6 +203,7 @@ def _row_from_result(design: DesignRef, key: str, ev: Evaluated) -> CompareRow:
         run_scores=list(ev.result.run_scores),
         per_task=per_task,
         episodes=len(ev.result.episodes),
+        episode_errors=sum(1 for e in ev.result.episodes if e.error),
         tokens=ev.tokens,
         cost_usd=ev.cost_usd,
         wall_s=ev.result.wall_s,
@@ -233,7 +237,8 @@ def run_compare(
     """Evaluate each design not already stored under its key (``jobs`` at once), store each
     finished row at once, and return all rows ranked (see :func:`rank`).
 
-    ``n_deployment`` is the number of deployment tasks per run (to see a run finish).
+    ``n_deployment`` is the number of deployment tasks per run (to see a run finish). A row
+    with crashed episodes is returned but not stored (the next compare measures it again).
     ``store`` (``alma_tui.store.Store``) gives and keeps finished rows. On KeyboardInterrupt
     ``cancel`` is set, the running evaluations stop, the finished rows stay stored, and the
     interrupt propagates."""
@@ -274,6 +279,9 @@ def run_compare(
             progress.finished(row)
             return row
         row = _row_from_result(design, key, ev)
+        if row.episode_errors:
+            progress.finished(row)
+            return row
         store.save_compare_result(
             CompareResult(
                 key=key,
