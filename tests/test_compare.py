@@ -362,3 +362,21 @@ def test_a_store_from_before_compare_gains_its_table(tmp_path: Path) -> None:
     rows = _compare(store, _refs("no_memory"), FakeEvaluate())
     assert store.compare_result(rows[0].key) is not None
     store.close()
+
+
+def test_an_ambiguous_short_rev_is_one_line(searched: Path, tmp_path: Path) -> None:
+    from collections import Counter
+
+    files = []
+    for i in range(600):  # enough objects that two share a 4-digit prefix (fixed contents: fixed hashes)
+        files.append(tmp_path / f"f{i}")
+        files[-1].write_text(f"blob {i}\n")
+    shas = subprocess.run(
+        ["git", "-C", str(searched), "hash-object", "-w", "--", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    prefix = next(p for p, n in Counter(s[:4] for s in shas).items() if n > 1)
+    with pytest.raises(DesignRefError, match=f"ambiguous design '{prefix}'"):
+        resolve_design(prefix, searched)
