@@ -203,6 +203,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         ev.add_argument("--json", action="store_true")
     else:
         _repo_arg(ev)
+    _compare_parser(sub, full or command == "compare")
     ds = sub.add_parser("designs", help="the archive as a table")
     _repo_arg(ds)
     ds.add_argument("--json", action="store_true")
@@ -319,6 +320,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_baselines()
     if cmd == "eval":
         return cmd_eval(args)
+    if cmd == "compare":
+        return cmd_compare(args)
     if cmd == "doctor":
         from alma_tui.doctor import cmd_doctor
 
@@ -327,10 +330,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 # -- run ------------------------------------------------------------------------------------------
-def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None = None) -> Any:
+def settings_from_args(
+    args: argparse.Namespace, paths: tuple[str, ...] | None = None, *, stored: bool | None = None
+) -> Any:
     """The settings (``alma_tui.engine.config.Resolved``), built once from all their sources:
     defaults < the settings stored in the repo (a resume keeps them) < ``--config FILE``
-    < ``ALMA_TUI_*`` variables < flags. ``paths`` (eval): only those settings, nothing stored.
+    < ``ALMA_TUI_*`` variables < flags. ``paths`` (eval): only those settings, nothing stored
+    unless ``stored`` (compare: a repo's search gives its protocol).
 
     An engine started by the TUI gets ``--settings-json``: the settings its parent resolved,
     whole, so nothing is merged twice and no flag can be lost on the way."""
@@ -348,7 +354,7 @@ def settings_from_args(args: argparse.Namespace, paths: tuple[str, ...] | None =
 
     repo = Path(args.repo)
     stored_json = None
-    if paths is None:
+    if paths is None if stored is None else stored:
         try:
             stored_json = stored_settings(repo)  # stdlib sqlite3: keeps SQLModel off the TUI's start-up path
         except PeekError as exc:
@@ -850,43 +856,210 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- compare --------------------------------------------------------------------------------------
+def _compare_paths() -> tuple[str, ...]:
+    """The settings compare uses: eval's, and how many episodes of one design run at once."""
+    from alma_tui.engine.config import EVAL_PATHS
+
+    return (*EVAL_PATHS, "eval.concurrency")
+
+
+def _compare_parser(sub: Any, full: bool) -> None:
+    cp = sub.add_parser(
+        "compare",
+        help="evaluate several designs on identical tasks: the paper's table",
+        description="Evaluate designs on identical task sets (same seed, same collection and deployment "
+        "tasks), one row each: success ± s.e. over runs, per-run scores, tokens and cost per episode, wall "
+        "time; ranked, with differences within noise marked (a paired permutation test vs the top row). "
+        "DESIGN: a built-in name, an archive id, `best`, a git rev of the repo's lineage, or a .py file. "
+        "In a repo holding a search, its protocol (domain, agent model, seed, sizes) is the default.",
+        epilog="Finished rows are stored and reused by a repeated compare: in the repo's store "
+        "(<repo>/.alma/alma.db) when --repo holds a search, otherwise in the user cache "
+        "(~/.cache/alma-tui/compare/.alma/alma.db, $XDG_CACHE_HOME respected). Transfer a design found "
+        "with one model to another: alma-tui compare best --baselines --agent-model M2.",
+    )
+    cp.add_argument("designs", nargs="*", metavar="DESIGN")
+    if not full:
+        _repo_arg(cp)
+        return
+    _setting_args(cp, _compare_paths())
+    _config_arg(cp)
+    cp.add_argument("--baselines", action="store_true", help="add the five built-in baseline designs")
+    cp.add_argument(
+        "--split", default="test", choices=["test", "search"], help="held-out test (default) or the search split"
+    )
+    cp.add_argument(
+        "--jobs", type=int_in(1, 256), default=None, help="designs evaluated at once (default: the machine's cores)"
+    )
+    fmt = cp.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="the rows as a JSON list")
+    fmt.add_argument("--markdown", action="store_true", help="the paper-style Markdown table")
+
+
+def _compare_store(repo: Path) -> tuple[Any, str]:
+    """Where compare rows live: the repo's store when it holds a search, else the user cache."""
+    from alma_tui.store import StoreError
+    from alma_tui.store.db import Store, db_path
+
+    target = repo
+    if _peek_run(repo) is None:
+        import platformdirs
+
+        target = Path(platformdirs.user_cache_dir("alma-tui")) / "compare"
+    try:
+        return Store(target), str(db_path(target))
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    repo = Path(args.repo)
+    if not args.designs and not args.baselines:
+        raise UsageError("name the designs to compare (e.g. `best`, d004, reasoning_bank, my.py), or --baselines")
+    from alma_tui.designs import BUILTIN
+    from alma_tui.engine.designref import DesignRefError, resolve_design
+
+    cfg = settings_from_args(args, _compare_paths(), stored=_peek_run(repo) is not None).config
+    refs = [*args.designs, *(BUILTIN if args.baselines else [])]
+    try:
+        designs = [resolve_design(ref, repo) for ref in refs]
+    except DesignRefError as exc:
+        raise CliError(str(exc)) from exc
+    domain = _load_domain(cfg.domain)
+    _check_models(cfg)
+    evaluator, hooks_for, llm = _evaluation_setup(cfg, domain)
+    from alma_tui.engine.evaluator import EvaluationFailed, split_tasks
+
+    settings = replace(cfg.eval, split="train" if args.split == "search" else "test")
+    try:
+        collection, deployment = split_tasks(domain, settings)
+    except EvaluationFailed as exc:
+        raise CliError(exc.reason) from exc
+    import threading
+
+    from rich.console import Console
+
+    from alma_tui.comparison import CompareBar, Protocol, json_rows, markdown_table, notes, reuse_line, rich_table
+    from alma_tui.engine.compare import Evaluated, run_compare
+
+    def evaluate(design: Any, key: str, hooks: Any, cancel: threading.Event) -> Any:
+        h = hooks_for(key)
+        h.on_episode = hooks.on_episode
+        result = evaluator.evaluate(design.code, settings, h, cancel)
+        if (stop := llm.stop_reason()) is not None:  # an outage or a rejected key: not the design's score
+            raise EvaluationFailed(f"model calls stopped: {stop}")
+        used = llm.by_design.get(key)
+        return Evaluated(result, used.tokens if used else 0, used.cost_usd if used else 0.0)
+
+    store, where = _compare_store(repo)
+    proto = Protocol(
+        cfg.domain, cfg.agent_model, args.split, settings.runs, len(collection), len(deployment), settings.seed, where
+    )
+    err = Console(stderr=True, highlight=False)
+    unique = len({d.code_hash for d in designs})
+    try:
+        with CompareBar(err, settings.runs, unique) as bar:
+            rows = run_compare(
+                designs,
+                evaluate,
+                store=store,
+                domain=cfg.domain,
+                agent_model=cfg.agent_model,
+                settings=settings,
+                n_deployment=len(deployment),
+                extra_key={
+                    "agent_temperature": cfg.agent_temperature,
+                    "agent_reasoning": cfg.agent_reasoning,
+                    "embedding_model": cfg.embedding_model,
+                },
+                jobs=args.jobs or os.cpu_count() or 1,
+                progress=bar.hooks(),
+            )
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the finished rows stay stored in {where}", markup=False, soft_wrap=True)
+        raise
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(json_rows(rows, proto), indent=2))
+        err.print(reuse_line(rows, proto), markup=False, soft_wrap=True)
+    elif args.markdown:
+        print(markdown_table(rows, proto))
+        print()
+        for line in notes(rows, proto):
+            print(line)
+    else:
+        out = Console(highlight=False)
+        out.print(rich_table(rows, proto))
+        for line in notes(rows, proto):
+            out.print(line, markup=False, soft_wrap=True)
+    failed = [r.label for r in rows if not r.ok]
+    if failed:
+        raise CliError(f"{len(failed)} of {len(rows)} designs failed to evaluate: {', '.join(failed)}")
+    return 0
+
+
 # -- eval -----------------------------------------------------------------------------------------
 def resolve_design_code(ref: str, repo: Path) -> tuple[str, str]:
-    """(label, code) of a design given as a .py path, a built-in name, an archive id or a git rev."""
-    from alma_tui.designs import BUILTIN, builtin_source
+    """(label, code) of a design given as a .py path, a built-in name, `best`, an archive id or a git rev."""
+    from alma_tui.engine.designref import DesignRefError, resolve_design
 
-    path = Path(ref)
-    if ref.endswith(".py"):
-        if not path.is_file():
-            raise CliError(f"no such design file: {ref}")
-        return str(path), path.read_text()
-    if ref in BUILTIN:
-        return ref, builtin_source(ref)
-    from alma_tui.store.db import db_path
+    try:
+        d = resolve_design(ref, repo)
+    except DesignRefError as exc:
+        raise CliError(str(exc)) from exc
+    return d.label, d.code
 
-    if db_path(repo).exists():
-        store = _open_store(repo, readonly=True)
-        d = store.resolve_design(ref)
-        if d is not None and d.code:
-            return d.id, d.code
-    if (repo / ".git").exists():
-        import git
 
-        try:
-            rev = ref if "/" in ref or len(ref) >= 7 else f"design/{ref}"
-            code = git.Repo(repo).git.show(f"{rev}:design.py")
-            return ref, code
-        except git.GitError:  # unknown rev, or a broken .git: not a design either way
-            pass
-    raise CliError(
-        f"unknown design {ref!r}: not a .py file, built-in ({', '.join(BUILTIN)}), archive id or git rev in {repo}"
+def _evaluation_setup(cfg: Any, domain: Any) -> tuple[Any, Callable[[str | None], Any], Any]:
+    """What `eval` and `compare` evaluate designs with: the domain prepared, the sandbox checked,
+    an evaluator whose acting agent is ``cfg.agent_model``, and ``hooks_for(key)``, the design's
+    llm()/embed() (and, with a key, the agent too) charged to ``key`` in the client's ``by_design``."""
+    from alma_tui.domains import DomainError, prepare_domain
+    from alma_tui.engine.evaluator import Evaluator, Hooks
+    from alma_tui.llm.client import LLMClient, RoleParams
+    from alma_tui.llm.providers import policy_params
+    from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, require
+
+    try:  # games to generate or data to load: before the sandbox and the first task, with progress
+        prepare_domain(domain, lambda line: print(line, file=sys.stderr, flush=True))
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        iso = require(cfg.allow_weak_sandbox)
+    except SandboxUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    agent_model = cfg.agent_model
+    agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
+    llm = LLMClient(api_base=cfg.api_base, role_params={"agent": agent_params, "design": agent_params})
+    offline_policy = policy_params(agent_model, domain)
+    evaluator = Evaluator(
+        domain,
+        lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s, **offline_policy),
+        limits=SandboxLimits(isolate=iso.strong),
     )
+
+    def hooks_for(key: str | None) -> Any:
+        return Hooks(
+            design_embed=lambda texts: llm.embed(texts, model=cfg.embedding_model, design_id=key),
+            design_llm=lambda p, s: llm.complete(
+                ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
+                model=agent_model,
+                role="design",
+                design_id=key,
+                seed=cfg.seed,
+            ),
+            agent=None
+            if key is None
+            else lambda m, s: llm.complete(m, model=agent_model, role="agent", design_id=key, seed=s, **offline_policy),
+        )
+
+    return evaluator, hooks_for, llm
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from alma_tui.engine.config import EVAL_PATHS
-    from alma_tui.engine.evaluator import EvaluationFailed, Evaluator
-    from alma_tui.llm.client import LLMClient, RoleParams
+    from alma_tui.engine.evaluator import EvaluationFailed
 
     cfg = settings_from_args(args, EVAL_PATHS).config  # the settings eval uses; none stored in the repo
     label, code = resolve_design_code(args.design, Path(args.repo))
@@ -894,40 +1067,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     domain = _load_domain(domain_name)
     agent_model = cfg.agent_model
     _check_models(cfg)  # the meta model is the offline default here: eval has no meta agent
-    from alma_tui.domains import DomainError, prepare_domain
-
-    try:  # games to generate or data to load: before the sandbox and the first task, with progress
-        prepare_domain(domain, lambda line: print(line, file=sys.stderr, flush=True))
-    except DomainError as exc:
-        raise CliError(str(exc)) from exc
-    from alma_tui.sandbox import SandboxLimits, SandboxUnavailable, require
-
-    try:
-        iso = require(cfg.allow_weak_sandbox)
-    except SandboxUnavailable as exc:
-        raise CliError(str(exc)) from exc
-    agent_params = RoleParams(cfg.agent_temperature, cfg.agent_reasoning)
-    llm = LLMClient(api_base=cfg.api_base, role_params={"agent": agent_params, "design": agent_params})
-    from alma_tui.llm.providers import policy_params
-
-    offline_policy = policy_params(agent_model, domain)
-    evaluator = Evaluator(
-        domain,
-        lambda m, s: llm.complete(m, model=agent_model, role="agent", seed=s, **offline_policy),
-        limits=SandboxLimits(isolate=iso.strong),
-    )
+    evaluator, hooks_for, _llm = _evaluation_setup(cfg, domain)
     settings = replace(cfg.eval, split=args.split)
-    from alma_tui.engine.evaluator import Hooks
-
-    hooks = Hooks(
-        design_embed=lambda texts: llm.embed(texts, model=cfg.embedding_model),
-        design_llm=lambda p, s: llm.complete(
-            ([{"role": "system", "content": s}] if s else []) + [{"role": "user", "content": p}],
-            model=agent_model,
-            role="design",
-            seed=cfg.seed,
-        ),
-    )
+    hooks = hooks_for(None)
     try:
         result = evaluator.evaluate(code, settings, hooks)
     except EvaluationFailed as exc:

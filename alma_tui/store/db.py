@@ -23,7 +23,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from alma_tui.store.models import Command, Design, Evaluation, Event, LLMCall, Run, utcnow
+from alma_tui.store.models import Command, CompareResult, Design, Evaluation, Event, LLMCall, Run, utcnow
 from alma_tui.store.models import Episode as EpisodeRow
 from alma_tui.store.peek import damaged_message, disk_full_message, readonly_uri, sqlite_problem
 
@@ -282,6 +282,23 @@ class Store:
         if d is None and ref.isdigit():
             d = self.get_design(f"d{int(ref):03d}")
         return d
+
+    # -- compare results (`alma-tui compare`) ------------------------------------------------
+    def compare_result(self, key: str) -> CompareResult | None:
+        with self.session() as s:
+            return s.exec(select(CompareResult).where(CompareResult.key == key)).first()
+
+    def save_compare_result(self, row: CompareResult) -> None:
+        """Keep a finished compare row; one already stored under its key (a concurrent compare
+        finished it first) is replaced, since both measured the same thing."""
+        with self.session() as s:
+            old = s.exec(select(CompareResult).where(CompareResult.key == row.key)).first()
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(row)
+            s.commit()
+            s.refresh(row)
 
     # -- evaluations --------------------------------------------------------------------------
     def fail_evaluation(self, evaluation_id: int | None, error: str) -> None:

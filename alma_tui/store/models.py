@@ -149,3 +149,36 @@ class Command(SQLModel, table=True):
     text: str = ""
     source: str = "cli"
     applied_at: datetime | None = None
+
+
+class CompareResult(SQLModel, table=True):
+    """One finished row of `alma-tui compare`: a design evaluated under one protocol.
+
+    ``key`` hashes everything that makes two scores comparable (the design's exact code, the
+    domain, the agent model, the split, runs, pool sizes, seed and the rest of the protocol),
+    so repeating a compare reuses the row instead of evaluating again. A row is written as soon
+    as its design finishes: an interrupted compare keeps the finished ones."""
+
+    __tablename__ = "compare_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True, unique=True)
+    code_hash: str = Field(index=True)
+    label: str = ""  # the name it was first compared under (tables show the name given now)
+    domain: str = ""
+    agent_model: str = ""
+    split: str = "test"
+    runs: int = 3
+    n_collection: int = 0
+    n_deployment: int = 0
+    seed: int = 0
+    protocol_json: str = "{}"  # the other settings in the key (protocol, agent history, ...)
+    score: float = 0.0
+    score_se: float = 0.0
+    run_scores_json: str = "[]"
+    per_task_json: str = "{}"  # deployment task id -> its score in each run (for paired tests)
+    episodes: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
