@@ -118,6 +118,7 @@ class RayExecutor:
         self.limits = limits
         self.owns_ray = owns_ray
         self.attempts: list[Attempt] = []  # every task start, in order (tests kill workers from it)
+        self.episodes_relayed: dict[str, int] = {}  # per evaluation key, attempts together
         self._live: dict[str, Hooks] = {}
         self._ended: dict[str, threading.Event] = {}
         self._closed = threading.Event()
@@ -301,8 +302,10 @@ class RayExecutor:
                     )
             elif kind == "step" and at.on_step is not None:
                 at.on_step(*payload)
-            elif kind == "episode" and at.on_episode is not None:
-                at.on_episode(payload)
+            elif kind == "episode":
+                self.episodes_relayed[key] = self.episodes_relayed.get(key, 0) + 1
+                if at.on_episode is not None:
+                    at.on_episode(payload)
             elif kind == "log" and at.design_log is not None:
                 at.design_log(payload)
         except Exception as exc:  # a report must not stop the relay of the others
