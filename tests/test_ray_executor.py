@@ -224,3 +224,34 @@ class Snoop(MemoryDesign):
     seen = json.dumps(result.memory)
     assert "PATH" in result.memory["env"]  # the design did read its environment
     assert SECRET not in seen and "OPENAI_API_KEY" not in seen
+
+
+def test_a_node_that_cannot_load_the_domain_stops_the_start_in_one_line(local_ray: None) -> None:
+    from alma_tui.engine.config import SearchConfig
+    from alma_tui.engine.errors import SearchError
+    from alma_tui.engine.ray_executor import RayExecutor
+    from alma_tui.sandbox import SandboxLimits
+
+    cfg = SearchConfig(executor="ray", domain="no-such-domain")
+    ctx = SimpleNamespace(config=cfg, emit=lambda *a, **k: None, log_error=lambda text: None)
+    ex = RayExecutor(ctx, SandboxLimits(), owns_ray=False)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(SearchError) as err:
+            ex.probe()
+    finally:
+        ex.close()
+    message = str(err.value)
+    assert message.startswith("Ray worker ") and "cannot evaluate designs: unknown domain 'no-such-domain'" in message
+    assert "\n" not in message
+
+
+def test_a_job_whose_runtime_env_carries_a_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alma_tui.engine import ray_executor
+    from alma_tui.engine.errors import SearchError
+
+    job = SimpleNamespace(runtime_env={"env_vars": {"OPENAI_API_KEY": "sk-x", "MY_FLAG": "1"}})
+    monkeypatch.setattr(ray_executor.ray, "get_runtime_context", lambda: job)
+    with pytest.raises(SearchError, match="runtime_env env_vars carry OPENAI_API_KEY: API keys stay on the driver"):
+        ray_executor._refuse_keys_in_runtime_env()
+    job.runtime_env = {"env_vars": {"MY_FLAG": "1"}}
+    ray_executor._refuse_keys_in_runtime_env()  # nothing secret: accepted
