@@ -255,3 +255,20 @@ def test_a_job_whose_runtime_env_carries_a_key_is_refused(monkeypatch: pytest.Mo
         ray_executor._refuse_keys_in_runtime_env()
     job.runtime_env = {"env_vars": {"MY_FLAG": "1"}}
     ray_executor._refuse_keys_in_runtime_env()  # nothing secret: accepted
+
+
+def test_an_address_where_nothing_answers_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray itself would retry an unreachable cluster for minutes."""
+    from alma_tui.engine import ray_executor
+    from alma_tui.engine.errors import SearchError
+
+    monkeypatch.setattr(ray_executor.ray, "is_initialized", lambda: False)
+    for address, why in [
+        ("127.0.0.1:1", "--ray-address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+        ("ray://127.0.0.1:1", "--ray-address ray://127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+        ("head-node", "--ray-address head-node: expected auto, host:port or ray://host:port"),
+    ]:
+        t0 = time.monotonic()
+        with pytest.raises(SearchError, match=why):
+            ray_executor.start_ray(address)
+        assert time.monotonic() - t0 < 10

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ __all__ = ["Attempt", "RayExecutor", "start_ray"]
 
 PROBE_TIMEOUT_S = 120.0
 END_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
 
 
 @contextlib.contextmanager
@@ -65,12 +67,31 @@ def _without_secrets() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _reachable(address: str) -> str | None:
+    """Why nothing answers at a ``host:port`` or ``ray://host:port`` address (None: something
+    does, or it is ``auto``): Ray itself would retry an unreachable one for minutes."""
+    if address == "auto":
+        return None
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return "expected auto, host:port or ray://host:port"
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or exc})"
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address`` ("auto", "ray://host:10001") or start a local Ray
     (without the keys in its environment). True when this call started it (and so shuts it down)."""
     if ray.is_initialized():  # e.g. the tests' shared local Ray
         return False
     common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    why = None if address is None else _reachable(address)
+    if why is not None:
+        raise SearchError(f"--ray-address {address}: {why}")
     try:
         if address is None:
             with _without_secrets():
