@@ -156,7 +156,8 @@ def project(m: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
       deployment phases, one after another; a phase is ``ceil(tasks / at_once)`` rounds of
       an episode (``steps x call latency``). Locally ``at_once`` is ``--concurrency``; on
       Ray every batch of a phase runs at once (as many episodes as the cluster has cores
-      for), plus the measured Ray cost per evaluation. A new best adds a held-out evaluation.
+      for), plus the measured Ray cost per evaluation and per relayed call. A new best adds a
+      held-out evaluation.
     - model calls: every agent call goes through the driver's per-model limit
       (``--max-concurrent-llm``), on both executors.
     - CPU: the environments' steps over the cores (the driver's, or the cluster's)."""
@@ -166,9 +167,9 @@ def project(m: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     episodes = evals * episodes_per_eval
     agent_calls = episodes * steps
     cpu_s = agent_calls * a.env_step_cpu_s
-    episode_s = steps * a.call_latency_s
 
-    def latency(at_once: int, overhead_s: float) -> float:
+    def latency(at_once: int, overhead_s: float, per_call_s: float = 0.0) -> float:
+        episode_s = steps * (a.call_latency_s + per_call_s)
         phase = lambda n: math.ceil(n / max(1, min(at_once, n))) * episode_s  # noqa: E731
         evaluation = phase(a.collection) + a.runs * phase(a.deployment) + overhead_s
         return a.proj_iterations * (a.meta_s + evaluation * (1 + a.heldout_share))
@@ -186,9 +187,9 @@ def project(m: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
         "agent_calls": round(agent_calls),
         "agent_tokens": round(episodes * m["agent_tokens"] / max(1, m["episodes"])),
         "local": scenario(latency(a.concurrency, 0.0), a.max_concurrent_llm, a.local_cores),
-        "ray": scenario(latency(ray_at_once, a.ray_overhead_s), a.max_concurrent_llm, cluster_cores),
+        "ray": scenario(latency(ray_at_once, a.ray_overhead_s, a.relay_s), a.max_concurrent_llm, cluster_cores),
         f"ray_max_concurrent_llm_{a.raised_limit}": scenario(
-            latency(ray_at_once, a.ray_overhead_s), a.raised_limit, cluster_cores
+            latency(ray_at_once, a.ray_overhead_s, a.relay_s), a.raised_limit, cluster_cores
         ),
         f"local_max_concurrent_llm_{a.raised_limit}_concurrency_{a.deployment}": scenario(
             latency(a.deployment, 0.0), a.raised_limit, a.local_cores
@@ -221,6 +222,7 @@ def main() -> None:
     g.add_argument("--cpus-per-node", type=int, default=8)
     g.add_argument("--local-cores", type=int, default=2)
     g.add_argument("--ray-overhead-s", type=float, default=None, help="default: the measured per-evaluation cost")
+    g.add_argument("--relay-s", type=float, default=None, help="default: the measured gateway round trip per call")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if a.from_json:  # recompute the projection from earlier measurements
@@ -239,6 +241,8 @@ def main() -> None:
         out["load_average_end"] = os.getloadavg()[0]
     if a.ray_overhead_s is None:
         a.ray_overhead_s = max(0.0, out["overhead"]["ray_overhead_per_eval_s"])
+    if a.relay_s is None:
+        a.relay_s = out["overhead"]["relayed_call_ms"] / 1000
     assumed = {k: v for k, v in vars(a).items() if k not in ("json", "from_json")}
     out["projection"] = {"assumptions": assumed} | project(out["local"], a)
     print(json.dumps(out, indent=2, default=str))
