@@ -47,7 +47,27 @@ print(json.dumps([ex.name, sorted(n for n in sys.modules if n == "ray" or n.star
     assert name == "local" and loaded == []
 
 
-ray = pytest.importorskip("ray", reason='Ray is not installed (pip install ".[ray]"); CI installs it')
+def test_without_ray_the_flag_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
+        "from alma_tui.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["run", "--headless", "--repo", str(tmp_path / "r"), "--iterations", "0", "--executor", "ray"]
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    cp = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=180, env=env)
+    assert cp.returncode == 1
+    last = cp.stderr.strip().splitlines()[-1]
+    assert last.startswith("alma-tui: error: --executor ray needs Ray, which is not installed here")
+    assert last.endswith('pip install "alma-tui[ray]"') and "Traceback" not in cp.stderr
+
+
+try:
+    import ray
+except ImportError:  # the import test above still runs
+    ray = None
+
+needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed (pip install ".[ray]"); CI installs it')
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +132,7 @@ def local_archive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _run(tmp_path_factory.mktemp("local") / "designs_repo", 1, "local")
 
 
+@needs_ray
 def test_a_search_through_ray_finds_the_local_archive(
     local_ray: None, local_archive: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -133,6 +154,7 @@ def test_a_search_through_ray_finds_the_local_archive(
     assert any(e.kind == "run.executor" and "executor: ray" in e.message for e in events)
 
 
+@needs_ray
 def test_a_worker_killed_mid_evaluation_is_retried_and_counted_once(
     local_ray: None, local_archive: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -172,6 +194,7 @@ def test_a_worker_killed_mid_evaluation_is_retried_and_counted_once(
     assert [e.design_id for e in retry] == ["d002"]
 
 
+@needs_ray
 def test_no_key_reaches_a_worker_or_a_design_on_it(local_ray: None) -> None:
     """The key set in the driver's environment: absent from the workers' environment, and a
     design evaluated on a worker (in its sandbox) sees none either."""
@@ -226,6 +249,7 @@ class Snoop(MemoryDesign):
     assert SECRET not in seen and "OPENAI_API_KEY" not in seen
 
 
+@needs_ray
 def test_a_node_that_cannot_load_the_domain_stops_the_start_in_one_line(local_ray: None) -> None:
     from alma_tui.engine.config import SearchConfig
     from alma_tui.engine.errors import SearchError
@@ -245,6 +269,7 @@ def test_a_node_that_cannot_load_the_domain_stops_the_start_in_one_line(local_ra
     assert "\n" not in message
 
 
+@needs_ray
 def test_a_job_whose_runtime_env_carries_a_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from alma_tui.engine import ray_executor
     from alma_tui.engine.errors import SearchError
@@ -257,6 +282,7 @@ def test_a_job_whose_runtime_env_carries_a_key_is_refused(monkeypatch: pytest.Mo
     ray_executor._refuse_keys_in_runtime_env()  # nothing secret: accepted
 
 
+@needs_ray
 def test_an_address_where_nothing_answers_is_one_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray itself would retry an unreachable cluster for minutes."""
     from alma_tui.engine import ray_executor

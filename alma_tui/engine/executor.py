@@ -14,6 +14,7 @@ import threading
 from typing import Protocol
 
 from alma_tui.engine.context import RunContext
+from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvalResult, EvalSettings, Evaluator, Hooks
 from alma_tui.sandbox import SandboxLimits
 
@@ -54,7 +55,11 @@ def open_executor(ctx: RunContext, limits: SandboxLimits) -> Executor:
     """The executor the settings ask for, started (a Ray one is connected and its nodes probed);
     a Ray that cannot be used is one ``SearchError`` line."""
     if ctx.config.executor == "ray":
-        from alma_tui.engine.ray_executor import RayExecutor  # the only door to Ray
-
+        try:
+            from alma_tui.engine.ray_executor import RayExecutor  # the only door to Ray
+        except ImportError as exc:
+            raise SearchError(
+                f'--executor ray needs Ray, which is not installed here ({exc}): pip install "alma-tui[ray]"'
+            ) from exc
         return RayExecutor.open(ctx, limits)
     return LocalExecutor()
