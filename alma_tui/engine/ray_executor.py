@@ -141,6 +141,7 @@ class RayExecutor:
         self.attempts: list[Attempt] = []  # every task start, in order (tests kill workers from it)
         self.episodes_relayed: dict[str, int] = {}  # per evaluation key, attempts together
         self._live: dict[str, Hooks] = {}
+        self._at: dict[tuple[str, str], Hooks] = {}  # hooks per (evaluation, node)
         self._ended: dict[str, threading.Event] = {}
         self._closed = threading.Event()
         self._calls = ThreadPoolExecutor(
@@ -247,6 +248,8 @@ class RayExecutor:
         finally:
             self._live.pop(key, None)
             self._ended.pop(key, None)
+            for k in [k for k in list(self._at) if k[0] == key]:
+                self._at.pop(k, None)
         if outcome[0] == "failed":
             _, reason, detail, kind = outcome
             raise EvaluationFailed(reason, detail, kind)
@@ -306,7 +309,9 @@ class RayExecutor:
         hooks = self._live.get(key)
         if hooks is None:  # a lost attempt's late report
             return
-        at = hooks.at(node) if hooks.at is not None and node else hooks
+        at = hooks
+        if hooks.at is not None and node:  # the design's hooks labelled with the node, made once per node
+            at = self._at.get((key, node)) or self._at.setdefault((key, node), hooks.at(node))
         try:
             if kind == "begin":
                 number, pid = payload
