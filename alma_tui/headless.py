@@ -21,6 +21,8 @@ from alma_tui.sanitize import sanitize
 SHOWN = {
     "run.status": "bold",
     "run.sandbox": "dim",
+    "run.executor": "dim",
+    "evaluation.retry": "yellow",
     "domain.prepare": "dim",
     "run.cleanup": "yellow",
     "selection": "cyan",

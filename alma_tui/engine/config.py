@@ -80,6 +80,10 @@ class SearchConfig(BaseModel):
     allow_weak_sandbox: bool = False  # run designs without OS isolation where the machine has none (this start only)
     outage_wait_s: Annotated[float, Gt(0)] = 30.0  # first retry after an outage pause (doubles, capped)
     seed_designs: list[str] = Field(default_factory=list)  # user designs (.py) for a new search's initial archive
+    # where evaluations run: "local" (this process and its sandbox children) or "ray" (Ray tasks;
+    # alma_tui/engine/ray_executor.py); how a start runs, not what it finds, so never stored
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None  # "auto", "ray://host:10001", or None: a local Ray on this machine
     params: SelectionParams = Field(default_factory=SelectionParams)
     eval: EvalSettings = Field(default_factory=EvalSettings)
 
@@ -114,7 +118,7 @@ class SearchConfig(BaseModel):
 
 #: settings of one start, never stored in the repo (a resume does not inherit them); running
 #: untrusted designs without OS isolation is a decision made each time, not a property of a repo
-TRANSIENT = ("skip_model_check", "allow_weak_sandbox", "seed_designs")
+TRANSIENT = ("skip_model_check", "allow_weak_sandbox", "seed_designs", "executor", "ray_address")
 
 
 # -- flags ------------------------------------------------------------------------------------------
@@ -204,6 +208,17 @@ FLAGS: tuple[Flag, ...] = (
         "seed_designs",
         "--seed-design",
         "a memory design (.py) to add to a new search's initial archive, validated in the sandbox first (repeatable)",
+    ),
+    Flag(
+        "executor",
+        "--executor",
+        "where evaluations run: local (default) or ray (children and episode batches as Ray tasks; "
+        'pip install "alma-tui[ray]")',
+    ),
+    Flag(
+        "ray_address",
+        "--ray-address",
+        "Ray cluster to join with --executor ray: auto, ray://host:10001 (default: a local Ray)",
     ),
     Flag(
         "allow_weak_sandbox",

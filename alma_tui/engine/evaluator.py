@@ -29,7 +29,7 @@ from pydantic import AfterValidator
 
 from alma_tui.agent.loop import DEFAULT_HISTORY, parse_history_policy, run_episode
 from alma_tui.design_api import Episode, Query
-from alma_tui.domains.base import Domain, TaskSpec
+from alma_tui.domains.base import Domain, Env, TaskSpec
 from alma_tui.sandbox import DesignFailure, SandboxedDesign, SandboxLimits
 
 #: complete(messages, seed) -> answer text of the acting model
@@ -115,6 +115,10 @@ class Hooks:
     #: the acting agent for this evaluation (each design its own, so concurrent children's calls
     #: are charged to the right design); None: the evaluator's
     agent: AgentFn | None = None
+    #: the design these hooks report for (a Ray executor names it in its own events)
+    design_id: str | None = None
+    #: the same hooks for reports from a worker node (a Ray executor labels each line with it)
+    at: Callable[[str], Hooks] | None = None
 
 
 def split_tasks(domain: Domain, settings: EvalSettings) -> tuple[list[TaskSpec], list[TaskSpec]]:
@@ -132,11 +136,26 @@ def episode_seed(seed: int, phase: str, run: int, task_id: str) -> int:
     return random.Random(f"{seed}:{phase}:{run}:{task_id}").randrange(2**31)
 
 
+#: runs a phase's episodes elsewhere (a Ray executor's episode batches): (phase, run,
+#: [(task, memory text)], settings) -> [(record, episode or None)] in the tasks' order
+EpisodeBatches = Callable[
+    [str, int, list[tuple[TaskSpec, str]], EvalSettings], list[tuple[EpisodeRecord, Episode | None]]
+]
+
+
 class Evaluator:
-    def __init__(self, domain: Domain, agent: AgentFn, *, limits: SandboxLimits | None = None) -> None:
+    def __init__(
+        self,
+        domain: Domain,
+        agent: AgentFn,
+        *,
+        limits: SandboxLimits | None = None,
+        batches: EpisodeBatches | None = None,
+    ) -> None:
         self.domain = domain
         self.agent = agent
         self.limits = limits or SandboxLimits()
+        self.batches = batches
 
     def evaluate(
         self,
@@ -200,6 +219,92 @@ class Evaluator:
         se = statistics.stdev(run_scores) / len(run_scores) ** 0.5 if len(run_scores) > 1 else 0.0
         return EvalResult(score, se, run_scores, records, memory, time.perf_counter() - started)
 
+    def recall(self, task: TaskSpec, retrieve: Callable[[Query], str], env: Env | None = None) -> str:
+        """What the design's memory gives the agent before ``task`` (its first observation)."""
+        obs0 = (env or self.domain.make_env(task)).reset()
+        return retrieve(
+            Query(
+                goal=task.goal,
+                observation=obs0,
+                steps=[],
+                step_index=0,
+                domain=self.domain.name,
+                task_id=task.task_id,
+            )
+        )
+
+    def play(
+        self,
+        phase: str,
+        run: int,
+        task: TaskSpec,
+        memory: str,
+        settings: EvalSettings,
+        hooks: Hooks,
+        stopped: Callable[[], bool],
+        update: Callable[[Episode], None] | None = None,
+        env: Env | None = None,
+    ) -> tuple[EpisodeRecord, Episode | None]:
+        """One episode with ``memory`` in the agent's prompt: its record, and the episode for
+        ``update`` (None when the agent or its provider failed: reward 0, logged). Runs where the
+        episodes run: in this process, or in a Ray executor's episode batch on a worker."""
+        t0 = time.perf_counter()
+        env = env or self.domain.make_env(task)
+        seed = episode_seed(settings.seed, phase, run, task.task_id)
+        agent = hooks.agent or self.agent
+
+        def step_hook(i: int, action: str, obs: str, reward: float) -> None:
+            if stopped():
+                raise EvaluationCancelled()
+            if hooks.on_step:
+                hooks.on_step(phase, run, task.task_id, i, action, obs, reward)
+
+        try:
+            episode, _info = run_episode(
+                env,
+                task,
+                self.domain,
+                memory,
+                lambda msgs: agent(msgs, seed),
+                on_step=step_hook,
+                history=settings.agent_history,
+            )
+        except (EvaluationCancelled, DesignFailure):
+            raise
+        except Exception as exc:  # the agent or provider failed: reward 0, logged
+            rec = EpisodeRecord(
+                phase,
+                run,
+                task.task_id,
+                task.goal,
+                False,
+                0.0,
+                0,
+                memory,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                wall_s=time.perf_counter() - t0,
+            )
+            if hooks.on_episode:
+                hooks.on_episode(rec)
+            return rec, None
+        rec = EpisodeRecord(
+            phase,
+            run,
+            task.task_id,
+            episode.goal,
+            episode.success,
+            episode.score,
+            episode.step_count,
+            memory,
+            [asdict(s) for s in episode.steps],
+            wall_s=time.perf_counter() - t0,
+        )
+        if update is not None:
+            update(episode)
+        if hooks.on_episode:
+            hooks.on_episode(rec)
+        return rec, episode
+
     def _phase(
         self,
         phase: str,
@@ -221,74 +326,19 @@ class Evaluator:
         def one(task: TaskSpec) -> tuple[EpisodeRecord, Episode | None]:
             if stopped():
                 raise EvaluationCancelled()
-            t0 = time.perf_counter()
             env = self.domain.make_env(task)
-            obs0 = env.reset()
-            memory = retrieve(
-                Query(
-                    goal=task.goal,
-                    observation=obs0,
-                    steps=[],
-                    step_index=0,
-                    domain=self.domain.name,
-                    task_id=task.task_id,
-                )
-            )
-            seed = episode_seed(settings.seed, phase, run, task.task_id)
-            agent = hooks.agent or self.agent
+            memory = self.recall(task, retrieve, env)
+            return self.play(phase, run, task, memory, settings, hooks, stopped, update, env=env)
 
-            def step_hook(i: int, action: str, obs: str, reward: float) -> None:
+        if self.batches is not None and update is None and tasks:
+            # elsewhere (a Ray executor's episode batches): what memory gives each episode is read
+            # here, where the design runs, in task order; the episodes themselves run remotely
+            memories = []
+            for t in tasks:
                 if stopped():
                     raise EvaluationCancelled()
-                if hooks.on_step:
-                    hooks.on_step(phase, run, task.task_id, i, action, obs, reward)
-
-            try:
-                episode, _info = run_episode(
-                    env,
-                    task,
-                    self.domain,
-                    memory,
-                    lambda msgs: agent(msgs, seed),
-                    on_step=step_hook,
-                    history=settings.agent_history,
-                )
-            except (EvaluationCancelled, DesignFailure):
-                raise
-            except Exception as exc:  # the agent or provider failed: reward 0, logged
-                rec = EpisodeRecord(
-                    phase,
-                    run,
-                    task.task_id,
-                    task.goal,
-                    False,
-                    0.0,
-                    0,
-                    memory,
-                    error=f"{type(exc).__name__}: {exc}"[:500],
-                    wall_s=time.perf_counter() - t0,
-                )
-                if hooks.on_episode:
-                    hooks.on_episode(rec)
-                return rec, None
-            rec = EpisodeRecord(
-                phase,
-                run,
-                task.task_id,
-                episode.goal,
-                episode.success,
-                episode.score,
-                episode.step_count,
-                memory,
-                [asdict(s) for s in episode.steps],
-                wall_s=time.perf_counter() - t0,
-            )
-            if update is not None:
-                update(episode)
-            if hooks.on_episode:
-                hooks.on_episode(rec)
-            return rec, episode
-
+                memories.append(self.recall(t, retrieve))
+            return self.batches(phase, run, list(zip(tasks, memories, strict=True)), settings)
         workers = max(1, min(settings.concurrency, len(tasks)))
         if workers == 1 or update is not None:
             return [one(t) for t in tasks]

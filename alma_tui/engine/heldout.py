@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from alma_tui.engine.context import RunContext
-from alma_tui.engine.evaluator import EvaluationCancelled, EvaluationFailed, Evaluator
+from alma_tui.engine.evaluator import EvaluationCancelled, EvaluationFailed
+from alma_tui.engine.executor import Evaluates
 from alma_tui.store.models import Evaluation
 
 __all__ = ["HELDOUT_SPLIT", "evaluate_new_best"]
@@ -22,7 +23,7 @@ __all__ = ["HELDOUT_SPLIT", "evaluate_new_best"]
 HELDOUT_SPLIT = "test"
 
 
-def evaluate_new_best(ctx: RunContext, evaluator: Evaluator, calls: Any, design_id: str) -> float | None:
+def evaluate_new_best(ctx: RunContext, evaluator: Evaluates, calls: Any, design_id: str) -> float | None:
     """Evaluate ``design_id`` on the held-out split unless it has a test score; returns it."""
     d = ctx.store.get_design(design_id)
     cfg = ctx.config

@@ -21,6 +21,7 @@ from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
+from alma_tui.engine.executor import Executor, LocalExecutor
 from alma_tui.engine.heartbeat import Heartbeat
 from alma_tui.engine.heldout import evaluate_new_best
 from alma_tui.engine.meta_agent import MetaAgentError, extract_title
@@ -44,7 +45,9 @@ NO_MEMORY_ID = "d001"
 class Engine:
     """An open search: its lock is held, its run row written; :meth:`run` runs it."""
 
-    def __init__(self, ctx: RunContext, lock: RunLock, llm: LLMClient, limits: SandboxLimits) -> None:
+    def __init__(
+        self, ctx: RunContext, lock: RunLock, llm: LLMClient, limits: SandboxLimits, executor: Executor | None = None
+    ) -> None:
         self.ctx = ctx
         self.lock = lock
         self.llm = llm
@@ -52,12 +55,15 @@ class Engine:
         self.steering = Steering(ctx)
         self.outage = OutagePolicy(ctx, llm)
         self.committer = Committer(ctx)
-        self.evaluator = Evaluator(ctx.domain, self.calls.agent_complete, limits=limits)
+        # where evaluations run (--executor): this process, or Ray tasks (engine/executor.py)
+        self.executor: Executor = executor or LocalExecutor()
+        self.evaluator = self.executor.bind(Evaluator(ctx.domain, self.calls.agent_complete, limits=limits))
         self.pipeline = DesignPipeline(ctx, self.calls, self.steering, self.committer, self.evaluator, limits)
         self.heartbeat = Heartbeat(ctx)
 
     def close(self) -> None:
         self.heartbeat.stop()
+        self.executor.close()
         self.ctx.store.flush_events()
         self.ctx.store.close()
         self.lock.release()

@@ -14,8 +14,9 @@ from typing import Any
 
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.dedup import find_duplicate
-from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed, Evaluator
+from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed
 from alma_tui.engine.evidence import Evidence
+from alma_tui.engine.executor import Evaluates
 from alma_tui.engine.heldout import evaluate_new_best
 from alma_tui.engine.meta_agent import Analysis, AnalysisUnparsed, MetaAgent, MetaAgentError
 from alma_tui.engine.recovery import Committer
@@ -41,7 +42,7 @@ class DesignPipeline:
         calls: ModelCalls,
         steering: Steering,
         committer: Committer,
-        evaluator: Evaluator,
+        evaluator: Evaluates,
         limits: SandboxLimits,
     ) -> None:
         self.ctx = ctx

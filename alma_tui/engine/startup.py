@@ -16,6 +16,7 @@ from alma_tui.domains.base import Domain
 from alma_tui.engine.config import SearchConfig
 from alma_tui.engine.context import Progress, Reporter, RunContext
 from alma_tui.engine.errors import SearchError
+from alma_tui.engine.executor import open_executor
 from alma_tui.engine.loop import Engine
 from alma_tui.engine.reconcile import ArchiveMismatch, reconcile
 from alma_tui.engine.runlock import RunLock
@@ -116,12 +117,14 @@ def open_engine(cfg: SearchConfig, reporter: Reporter | None, cancel: threading.
         llm = build_llm(cfg, ctx.record_call, cancel)
         spent = run_totals(store)  # a budget covers the whole run, earlier sessions included
         llm.restore(spent["prompt_tokens"], spent["completion_tokens"], spent["cost_usd"], spent["calls"])
-        engine = Engine(ctx, lock, llm, limits)
         ctx.emit("run.sandbox", sandbox_line, flush=True, strong=iso.strong, report=iso.report)
         try:  # a domain that generates or loads data does it now, each step an event
             prepare_domain(domain, lambda line: ctx.emit("domain.prepare", line, flush=True))
         except DomainError as exc:
             raise SearchError(str(exc)) from exc
+        executor = open_executor(ctx, limits)  # --executor ray: joins Ray and probes its nodes
+        undo.callback(executor.close)
+        engine = Engine(ctx, lock, llm, limits, executor)
         for path in cleanup_stale_dirs():
             ctx.emit("run.cleanup", f"removed a sandbox folder left by a killed engine: {path}")
         undo.pop_all()

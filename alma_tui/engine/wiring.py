@@ -110,16 +110,22 @@ class ModelCalls:
 
         return complete
 
-    def hooks(self, design_id: str) -> Hooks:
-        """What an evaluation or a validation of a design reports, and its brokered services."""
+    def hooks(self, design_id: str, node: str = "", _done: list[int] | None = None) -> Hooks:
+        """What an evaluation or a validation of a design reports, and its brokered services.
+
+        ``node``: the worker the reports come from (a Ray executor), shown in each log line as
+        ``@node``; ``Hooks.at(node)`` gives these hooks for another node, sharing the episode count."""
         ctx, cfg = self.ctx, self.ctx.config
         design_model = cfg.design_model or cfg.agent_model
+        at = f"@{node} " if node else ""
+        where: dict[str, Any] = {"node": node} if node else {}
 
         def step(phase: str, run: int, task_id: str, i: int, action: str, obs: str, reward: float) -> None:
             ctx.emit(
                 "episode.step",
-                f"[{phase} r{run} {task_id}] {i + 1}: {action} -> {obs[:160]}",
+                f"{at}[{phase} r{run} {task_id}] {i + 1}: {action} -> {obs[:160]}",
                 design_id,
+                **where,
                 phase=phase,
                 run=run,
                 task_id=task_id,
@@ -129,7 +135,7 @@ class ModelCalls:
                 reward=reward,
             )
 
-        done = [0]  # this design's episodes (children evaluated at once each count their own)
+        done = [0] if _done is None else _done  # this design's episodes (each child counts its own)
         total = cfg.eval.n_collection + cfg.eval.n_deployment * cfg.eval.runs
         lock = threading.Lock()
 
@@ -141,8 +147,9 @@ class ModelCalls:
             mark = "success" if rec.success else ("error: " + rec.error if rec.error else "failed")
             ctx.emit(
                 "episode.done",
-                f"[{rec.phase} r{rec.run} {rec.task_id}] {mark} in {rec.steps} steps",
+                f"{at}[{rec.phase} r{rec.run} {rec.task_id}] {mark} in {rec.steps} steps",
                 design_id,
+                **where,
                 phase=rec.phase,
                 run=rec.run,
                 task_id=rec.task_id,
@@ -162,7 +169,7 @@ class ModelCalls:
             return self.llm.embed(texts, model=cfg.embedding_model, design_id=design_id)
 
         def design_log(line: str) -> None:
-            ctx.emit("design.log", sanitize(line)[:1000], design_id)
+            ctx.emit("design.log", at + sanitize(line)[:1000], design_id, **where)
 
         def agent(messages: Messages, seed: int) -> str:
             return self.agent_complete(messages, seed, design_id=design_id)
@@ -174,4 +181,6 @@ class ModelCalls:
             design_llm=design_llm,
             design_embed=design_embed,
             agent=agent,
+            design_id=design_id,
+            at=lambda other: self.hooks(design_id, other, done),
         )

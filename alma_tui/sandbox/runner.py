@@ -53,6 +53,7 @@ __all__ = [
     "DesignFailure",
     "SandboxLimits",
     "SandboxedDesign",
+    "is_secret_name",
     "scrub_env",
     "validate_design",
 ]
@@ -190,10 +191,11 @@ def scrub_env(environ: dict[str, str] | None = None, *, home: str) -> dict[str, 
             "MKL_NUM_THREADS": "1",
         }
     )
-    return {k: v for k, v in env.items() if not _is_secret_name(k)}
+    return {k: v for k, v in env.items() if not is_secret_name(k)}
 
 
-def _is_secret_name(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable's name looks like a credential (never given to designs or Ray workers)."""
     upper = name.upper()
     return any(w in upper for w in _SECRET_WORDS) or upper.startswith(_SECRET_PREFIXES)
 
