@@ -56,7 +56,7 @@ GENERIC_DEFAULT: Genome = {
     "source": "all",
     "match": "words",
     "top_k": 1,
-    "steps": 40,
+    "steps": 80,
     "sightings": False,
     "map": False,
     "failures": False,
