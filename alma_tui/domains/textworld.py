@@ -2,16 +2,24 @@
 
 Why this shape. The paper's TextWorld families (cooking, treasure hunter) let memory
 matter because their tasks share structure. Here the structure is explicit: a
-**world** is one map of TextWorld's own generator (``make_map`` + ``populate``: 30 rooms,
-exits, containers, supporters and portable objects, names from its grammar), and every
-world holds several **quests**: "find the X and take it", where X is the world's treasure
-(``targets`` objects per world, 1 by default), each quest starting from another room
-(``starts`` rooms, 6 by default). A quest is compiled as its own game (TextWorld's Inform 7
-compiler), so reward and success are TextWorld's own (score / max_score, ``won``). Quests
-of one world share the map, the room names and where every object lies, so an episode in a
-world tells the agent where the treasure lies and how rooms connect; a later quest in that
-world, from another room, can use it. Without memory the agent explores a maze of 30 rooms
-(with closed containers) within the step limit, keeping only its recent steps in its chat.
+**world** is one map of TextWorld's own generator (``make_map`` + ``populate``: 40 rooms
+joined by exits, 80 things drawn mostly as containers, plus supporters, keys, food and other
+portable objects, names from its grammar), and every world holds several **quests**: "find
+the X and take it", where X is the world's treasure (``targets`` objects per world, 1 by
+default), each quest starting from another room (``starts`` rooms, 8 by default, each at
+least ``min_distance`` = 4 moves from the treasure's room). A quest is compiled as its own
+game (TextWorld's Inform 7 compiler), so reward and success are TextWorld's own
+(score / max_score, ``won``).
+
+What memory has to offer, and why exploring is not enough. The treasure always lies inside
+a closed container, and every container of the world is closed (27 on average in 40
+rooms), so it is never seen from the room: each container costs a step to open, each room
+at least one move to reach and often one to leave. Searching a world exhaustively takes
+well over the 80-step limit; the agent without memory finds the treasure only when its
+search order happens to reach it early. Quests of one world share the map, the room names
+and where every object lies, so an episode of that world tells the agent which room and
+which container hold the treasure and how the rooms connect; a later quest in that world,
+from another room, can walk there by the remembered map and open the right container.
 Room and object names repeat across worlds, so memory of another world can mislead.
 
 The goal is said, not walked through: TextWorld's generated objectives narrate the
@@ -23,7 +31,8 @@ Pools. ``train`` and ``test`` use disjoint worlds (world seeds ``BASE_SEED + 2i`
 ``BASE_SEED + 2i + 1``), each ``worlds`` worlds x ``quests`` quests; ``tasks(split, seed,
 n)`` returns the split's pool shuffled by ``seed`` (so every seed draws from the same
 cached games). The evaluator splits what it gets into collection and deployment, so
-deployment quests meet collection quests of the same worlds.
+deployment quests meet collection quests of the same worlds (8 worlds x 8 quests per split:
+with 32 collection quests, about four per world).
 
 Games are generated once and cached under the user's cache directory
 (``platformdirs.user_cache_dir("alma-tui")/textworld/<options hash>/``), keyed by every
@@ -60,7 +69,7 @@ __all__ = ["BASE_SEED", "MAX_STEPS", "TextWorldDomain", "TextWorldEnv", "clean_o
 
 MAX_STEPS = 80  # the reference's TextWorld step limit (ALMA.md)
 BASE_SEED = 7100
-GENERATOR_VERSION = 1  # bump when the generation below changes: it is part of the cache key
+GENERATOR_VERSION = 2  # bump when the generation below changes: it is part of the cache key
 INSTALL_HINT = 'pip install "alma-tui[textworld]"'
 
 INSTRUCTIONS = (
@@ -111,20 +120,27 @@ def clean_observation(text: str, initial: bool = False) -> str:
 class GenOptions:
     """Everything that decides a game besides the world seed (all of it in the cache key)."""
 
-    rooms: int = 30
-    objects: int = 45
+    rooms: int = 40
+    objects: int = 80
     targets: int = 1  # target objects per world (the world's "treasure")
-    starts: int = 6  # starting rooms per world; quests = targets x starts
+    starts: int = 8  # starting rooms per world; quests = targets x starts
+    min_distance: int = 4  # fewest moves from a quest's start to the treasure's room
 
     def key(self) -> str:
         raw = json.dumps({"v": GENERATOR_VERSION, **self.__dict__}, sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
+# What ``populate`` draws, by TextWorld type: containers (c) are the costly thing to search
+# (every one is closed, one step to open), supporters (s) show what lies on them, keys (k),
+# food (f) and other portable objects (o) are the distractors among which the treasure hides.
+OBJECT_TYPES = {"c": 0.35, "s": 0.15, "o": 0.3, "f": 0.1, "k": 0.1}
+
+
 def _build_world(world_seed: int, opts: GenOptions) -> Any:
-    """TextWorld world for a seed: map without doors, objects placed by ``populate``;
-    objects it puts in the inventory go to a room and locked containers are merely closed
-    (a quest must be solvable by exploring)."""
+    """TextWorld world for a seed: map without doors, objects placed by ``populate`` (mostly
+    containers); objects it puts in the inventory go to a room, and every container is closed
+    but not locked (a quest is solvable by exploring, but each container costs a step)."""
     from numpy.random import RandomState
     from textworld.generator import World, make_map
     from textworld.logic import Proposition
@@ -133,30 +149,98 @@ def _build_world(world_seed: int, opts: GenOptions) -> Any:
     world = World.from_map(m)
     rooms = sorted(world.rooms, key=lambda r: r.id)
     world.set_player_room(rooms[0])
-    world.populate(opts.objects, rng=RandomState(world_seed + 1))
+    world.populate(opts.objects, rng=RandomState(world_seed + 1), object_types_probs=OBJECT_TYPES)
     rng = RandomState(world_seed + 2)
     for fact in list(world.facts):
         if fact.name == "in" and fact.arguments[1].name == "I":
             world.state.remove_fact(fact)
             world.add_fact(Proposition("at", [fact.arguments[0], rooms[int(rng.randint(len(rooms)))]]))
-        elif fact.name == "locked" and world.kb.types.is_descendant_of(fact.arguments[0].type, "c"):
+        elif fact.name in ("locked", "open") and world.kb.types.is_descendant_of(fact.arguments[0].type, "c"):
             world.state.remove_fact(fact)
             world.add_fact(Proposition("closed", [fact.arguments[0]]))
+    _hide_enough(world, opts.targets + 2, rng)
     return world
 
 
-def _quests(world_seed: int, opts: GenOptions) -> list[tuple[str, str]]:
-    """(target object id, start room id) of each quest of a world, in a fixed order."""
-    world = _build_world(world_seed, opts)
-    kb = world.kb
-    portable = sorted(
-        (e.name for e in world.objects if kb.types.is_descendant_of(e.type, "o")),
+def _is(world: Any, name: str, kind: str) -> bool:
+    return bool(world.kb.types.is_descendant_of(world.find_object_by_id(name).type, kind))
+
+
+def _hidden(world: Any) -> list[str]:
+    """Portable objects (keys aside) inside a container, in a fixed order."""
+    return sorted(
+        f.arguments[0].name
+        for f in world.facts
+        if f.name == "in"
+        and f.arguments[1].name != "I"
+        and _is(world, f.arguments[1].name, "c")
+        and _is(world, f.arguments[0].name, "o")
+        and not _is(world, f.arguments[0].name, "k")
     )
-    rooms = sorted(r.name for r in world.rooms)
+
+
+def _hide_enough(world: Any, count: int, rng: Any) -> None:
+    """Move portable objects lying in the open into containers until ``count`` are hidden
+    (``populate`` may leave too few, and a treasure must be inside something)."""
+    from textworld.logic import Proposition
+
+    containers = sorted(e.name for e in world.objects if _is(world, e.name, "c"))
+    if not containers:
+        return
+    loose = sorted(
+        (f for f in world.facts if f.name in ("at", "on") and _is(world, f.arguments[0].name, "o")),
+        key=lambda f: f.arguments[0].name,
+    )
+    loose = [f for f in loose if not _is(world, f.arguments[0].name, "k")]
+    for fact in loose[: max(0, count - len(_hidden(world)))]:
+        world.state.remove_fact(fact)
+        box = world.find_object_by_id(containers[int(rng.randint(len(containers)))])
+        world.add_fact(Proposition("in", [fact.arguments[0], box]))
+
+
+def _distances(world: Any, source: str) -> dict[str, int]:
+    """Moves from room ``source`` to every room (BFS over the map's exits)."""
+    exits = {r.name: [x.name for x in r.exits.values()] for r in world.rooms}
+    dist = {source: 0}
+    queue = [source]
+    for room in queue:
+        for nxt in exits.get(room, []):
+            if nxt not in dist:
+                dist[nxt] = dist[room] + 1
+                queue.append(nxt)
+    return dist
+
+
+def _quests(world_seed: int, opts: GenOptions) -> list[tuple[str, str]]:
+    """(target object id, start room id) of each quest of a world, in a fixed order.
+
+    The treasure is a portable object inside a closed container (so it is never seen from
+    the room; in a world without containers, any portable object); each quest starts at
+    least ``min_distance`` moves from the treasure's room (the farthest rooms when too few
+    are that far)."""
+    world = _build_world(world_seed, opts)
+    holder = {f.arguments[0].name: f.arguments[1].name for f in world.facts if f.name in ("in", "on")}
+    room_of = {f.arguments[0].name: f.arguments[1].name for f in world.facts if f.name == "at"}
+    hidden = [name for name in _hidden(world) if holder[name] in room_of]
+    if len(hidden) < opts.targets:  # a world without containers (tiny test worlds): objects in view
+        hidden += sorted(
+            name
+            for name in {*room_of, *holder}
+            if name not in hidden
+            and (room_of.get(name) or room_of.get(holder.get(name, ""))) not in (None, "I")
+            and _is(world, name, "o")
+            and not _is(world, name, "k")
+            and name != "P"
+        )
     rng = random.Random(f"quests:{world_seed}")
-    targets = rng.sample(portable, min(opts.targets, len(portable)))
-    starts = rng.sample(rooms, min(opts.starts, len(rooms)))
-    return [(t, s) for t in targets for s in starts]
+    out: list[tuple[str, str]] = []
+    for target in rng.sample(hidden, min(opts.targets, len(hidden))):
+        dist = _distances(world, room_of.get(target) or room_of[holder[target]])
+        far = sorted(r for r, d in dist.items() if d >= opts.min_distance)
+        if len(far) < opts.starts:
+            far = sorted(dist, key=lambda r: (-dist[r], r))[: opts.starts]
+        out += [(target, s) for s in rng.sample(far, opts.starts)]
+    return out
 
 
 def _make_game(world_seed: int, target: str, start: str, opts: GenOptions) -> tuple[Any, str]:
@@ -203,7 +287,7 @@ class TextWorldDomain:
 
     def __init__(
         self,
-        worlds: int = 6,
+        worlds: int = 8,
         rooms: int | None = None,
         objects: int | None = None,
         targets: int | None = None,

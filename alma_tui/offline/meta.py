@@ -28,6 +28,7 @@ from typing import Any
 
 from alma_tui.engine.prompts import (
     S_ANALYSIS,
+    S_DOMAIN,
     S_FAILING_CODE,
     S_OTHER_DESIGN,
     S_PARENT_CODE,
@@ -42,6 +43,8 @@ from alma_tui.engine.prompts import (
 from alma_tui.offline import mechanisms as dm
 from alma_tui.offline.evidence import DESCRIBE, WHAT, count_classes, rank_changes
 from alma_tui.offline.evidence import classify as ev_classify
+from alma_tui.offline.generic_meta import HOUSEHOLD_DOMAINS
+from alma_tui.offline.generic_meta import respond as generic_respond
 
 __all__ = ["BUG_RATE", "analyze", "repair", "respond", "write"]
 
@@ -301,9 +304,17 @@ def repair(sections: dict[str, str], seed: int) -> str:
     return f"TITLE: {title}\n```python\n{dm.render(genome, title, note)}```\n"
 
 
+def _domain(sections: dict[str, str]) -> str:
+    """The domain name of the prompt's DOMAIN section ("" when absent)."""
+    m = re.match(r"\s*name:\s*(\S+)", sections.get(S_DOMAIN, ""))
+    return m.group(1).lower() if m else ""
+
+
 def respond(messages: list[dict], seed: int) -> str:
     """Answer a meta-agent prompt (analyze / write / repair) deterministically."""
     task, sections = parse_prompt(messages)
+    if _domain(sections) not in ("", *HOUSEHOLD_DOMAINS):
+        return generic_respond(task, sections, seed)  # no household facts there: the domain-general path
     if task == TASK_ANALYZE:
         return json.dumps(analyze(sections, seed), indent=1)
     if task == TASK_WRITE:

@@ -1,0 +1,123 @@
+"""The offline meta agent's domain-general path (TextWorld, Baba Is AI, plug-ins): prompts of
+those domains get designs over generic episode facts, and what they retrieve steers the
+generic acting agent; household prompts keep the household mechanisms."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from alma_tui.agent.prompt import step_message, system_prompt
+from alma_tui.design_api import Episode, Query, Step
+from alma_tui.engine import prompts
+from alma_tui.engine.meta_agent import Analysis, ParentInfo
+from alma_tui.offline import generic_designs as gd
+from alma_tui.offline.generic_policy import choose_action
+from alma_tui.offline.meta import respond
+from alma_tui.sandbox import validate_design
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL = "find the carrot and take it"
+
+
+def _room(name: str, exits: str) -> str:
+    return f"-= {name} =-\nYou are in a {name.lower()}. {exits}"
+
+
+# a quest of one world: Kitchen -east-> Hall -north-> Den, the carrot in the Den's chest
+EPISODE = Episode(
+    domain="textworld",
+    task_id="tw-a",
+    goal=GOAL,
+    initial_observation=_room("Kitchen", "There is an exit to the east.") + f"\n\nYour task is to: {GOAL}.",
+    steps=[
+        Step(_room("Hall", "There are exits to the north, south and west."), "go east"),
+        Step("You can't go that way.", "go up"),
+        Step(_room("Den", "There is an exit to the south. You see a closed chest."), "go north"),
+        Step("You open the chest, revealing a carrot.", "open chest"),
+        Step("You take the carrot from the chest.", "take carrot from chest"),
+    ],
+    success=True,
+    score=1.0,
+    step_count=5,
+)
+
+
+def _parent(code: str, domain: str, success: bool = False) -> ParentInfo:
+    episodes = [
+        {
+            "task_id": f"tw-{i}",
+            "goal": GOAL,
+            "success": success,
+            "step_count": 80,
+            "memory": "Task: find the carrot and take it\n> go east\n-= Hall =-",
+            "actions": ["go east", "go west"] * 3,
+        }
+        for i in range(4)
+    ]
+    return ParentInfo(
+        design_id="p1",
+        title="parent",
+        code=code,
+        score=0.5,
+        run_scores=[0.5, 0.5, 0.5],
+        no_memory_score=0.5,
+        episodes=episodes,
+        errors=[],
+        domain_name=domain,
+        domain_description="a text domain",
+    )
+
+
+def _child(parent: ParentInfo) -> str:
+    analysis = respond(prompts.analyze_messages(parent, Analysis.model_json_schema()), 0)
+    Analysis.model_validate(json.loads(analysis))  # schema-valid, as the engine requires
+    answer = respond(prompts.write_messages(parent, analysis), 0)
+    m = re.search(r"```python\n(.*?)```", answer, re.DOTALL)
+    assert m and answer.startswith("TITLE: "), answer[:200]
+    return m.group(1)
+
+
+def test_textworld_parents_get_generic_children_household_parents_do_not() -> None:
+    traj = (ROOT / "alma_tui" / "designs" / "trajectory_retrieval.py").read_text()
+    child = _child(_parent(traj, "textworld"))
+    genome = gd.genome_from_code(child)
+    assert gd.is_generic(child) and genome["store"] == "digest"  # whole episodes failed: aggregate them
+    grandchild = _child(_parent(child, "textworld"))
+    assert gd.is_generic(grandchild) and gd.genome_from_code(grandchild) != genome  # the next mechanism
+    assert not gd.is_generic(_child(_parent(traj, "household")))
+    none = (ROOT / "alma_tui" / "designs" / "no_memory.py").read_text()
+    assert gd.genome_from_code(_child(_parent(none, "babaisai")))["store"] == "episodes"
+
+
+def test_a_digest_design_runs_in_the_sandbox_and_steers_the_generic_agent() -> None:
+    code = gd.render({**gd.GENERIC_DEFAULT, "store": "digest", "sightings": True, "map": True, "failures": True})
+    query = Query(GOAL, _room("Hall", "There are exits to the north, south and west."), domain="textworld")
+    report = validate_design(code, episodes=[EPISODE], queries=[query])
+    memory = report["retrieved"][0]
+    assert "take carrot from chest" in memory and "go north -> -= Den =-" in memory
+    # a later quest of the same world starts in the Hall: memory sends it north, to the Den
+    first = query.observation + f"\n\nYour task is to: {GOAL}."
+    adm = ["go north", "go south", "go west", "look"]
+
+    def chat(mem: str) -> list[dict]:
+        return [
+            {"role": "system", "content": system_prompt("Play.", mem)},
+            {"role": "user", "content": step_message(first, adm)},
+        ]
+
+    assert {choose_action(chat(memory), s) for s in range(8)} == {"go north"}
+    assert len({choose_action(chat(""), s) for s in range(8)}) > 1  # without it: a seeded guess
+
+
+def test_repair_rebuilds_a_generic_module_from_its_genome() -> None:
+    genome = {**gd.GENERIC_DEFAULT, "store": "digest", "map": True}
+    broken = gd.render(genome).replace(
+        "def retrieve(self, query: Query) -> str:", "def retrieve(self, query):\n        x = y"
+    )
+    parent = _parent(gd.render(gd.GENERIC_DEFAULT), "textworld")
+    messages = prompts.repair_messages(parent, broken, "NameError: name 'y' is not defined")
+    answer = respond(messages, 0)
+    fixed = re.search(r"```python\n(.*?)```", answer, re.DOTALL)
+    assert fixed and gd.genome_from_code(fixed.group(1)) == gd.normalise(genome) and "x = y" not in fixed.group(1)
