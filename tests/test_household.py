@@ -20,7 +20,8 @@ def solve(env: HouseholdEnv) -> list[str]:
         plan.append(f"take {obj} from {src}")
         if w.transform:
             tool = env.tools[w.transform]
-            plan += [f"go to {tool}", f"{w.transform} {obj} with {tool}"]
+            # a seasonal apple may sit in the very fridge that cools it: no need to go there
+            plan += ([] if tool == src else [f"go to {tool}"]) + [f"{w.transform} {obj} with {tool}"]
         plan.append(f"go to {w.target}")
         if w.target.split()[0] in OPENABLE and n == 0:
             plan.append(f"open {w.target}")
