@@ -22,7 +22,7 @@ from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
 from alma_tui.engine.heartbeat import Heartbeat
-from alma_tui.engine.heldout import evaluate_new_best
+from alma_tui.engine.heldout import HeldOutWorker
 from alma_tui.engine.meta_agent import MetaAgentError, extract_title
 from alma_tui.engine.outage import OutagePolicy
 from alma_tui.engine.pipeline import FINAL_STATUSES, DesignPipeline
@@ -53,10 +53,14 @@ class Engine:
         self.outage = OutagePolicy(ctx, llm)
         self.committer = Committer(ctx)
         self.evaluator = Evaluator(ctx.domain, self.calls.agent_complete, limits=limits)
-        self.pipeline = DesignPipeline(ctx, self.calls, self.steering, self.committer, self.evaluator, limits)
+        self.heldout = HeldOutWorker(ctx, self.evaluator, self.calls)  # new bests' test split, beside the search
+        self.pipeline = DesignPipeline(
+            ctx, self.calls, self.steering, self.committer, self.evaluator, limits, self.heldout
+        )
         self.heartbeat = Heartbeat(ctx)
 
     def close(self) -> None:
+        self.heldout.close()
         self.heartbeat.stop()
         self.ctx.store.flush_events()
         self.ctx.store.close()
@@ -123,6 +127,7 @@ class Engine:
         return self._finish("error", f"{type(exc).__name__}: {first} (traceback in {log})")
 
     def _finish(self, status: str, detail: str) -> str:
+        self.heldout.wait()  # the summary shows the held-out score of the best
         self.committer.update_best()
         self.ctx.set_status(status, detail)
         return status
@@ -132,8 +137,8 @@ class Engine:
         recover(ctx, self.committer, self.pipeline.reject)
         self._seed_archive()
         best = self.committer.update_best()
-        if best is not None:  # a held-out evaluation a kill interrupted is redone on resume
-            evaluate_new_best(ctx, self.evaluator, self.calls, best)
+        if best is not None:  # a held-out evaluation a stop or a kill interrupted is redone on resume
+            self.heldout.submit(best)
         while not ctx.cancel.is_set():
             run = ctx.store.require_run()
             if run.iterations_done >= ctx.config.iterations:
