@@ -12,7 +12,7 @@ import json
 
 from alma_tui.domains.household import HouseholdDomain
 
-_TEMPLATE = '''"""Oracle: the true placements and working tools of each house kind (a fixture)."""
+_TEMPLATE = '''"""Oracle: the true placements (per season) and working tools of each house kind (a fixture)."""
 
 import re
 
@@ -30,17 +30,23 @@ def _signature(observation: str) -> str:
     return " ".join(f"{{t}}{{n}}" for t, n in sorted(counts.items()))
 
 
+def _season(observation: str, epoch_days: int) -> int:
+    m = re.search(r"it is day (\\d+)", observation.lower())
+    return int(m.group(1)) // epoch_days if m else 0
+
+
 class Oracle(MemoryDesign):
     def retrieve(self, query: Query) -> str:
         house = TRUTH.get(_signature(query.observation))
         if house is None:
             return ""
+        season = _season(query.observation, house["epoch_days"])
         words = re.findall(r"[a-z]+", query.goal.lower())
         lines = []
         for w in words:
             for kind in (w, w[:-1], w[:-2], w[:-3] + "fe"):
                 if kind in house["places"]:
-                    first, second = house["places"][kind]
+                    first, second = house["places"][kind][season]
                     lines += [f"{{kind}} found in {{first}} (x50)", f"{{kind}} found in {{second}} (x10)"]
                     break
         for w in words:

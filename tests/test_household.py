@@ -20,7 +20,8 @@ def solve(env: HouseholdEnv) -> list[str]:
         plan.append(f"take {obj} from {src}")
         if w.transform:
             tool = env.tools[w.transform]
-            plan += [f"go to {tool}", f"{w.transform} {obj} with {tool}"]
+            # a seasonal apple may sit in the very fridge that cools it: no need to go there
+            plan += ([] if tool == src else [f"go to {tool}"]) + [f"{w.transform} {obj} with {tool}"]
         plan.append(f"go to {w.target}")
         if w.target.split()[0] in OPENABLE and n == 0:
             plan.append(f"open {w.target}")
@@ -180,3 +181,31 @@ def test_registry():
     assert get_domain("household").name == "household"
     with pytest.raises(DomainError, match="household"):
         get_domain("nope")
+
+
+def test_seasonal_kinds_move_with_the_day_stated_in_the_first_observation():
+    """Layer 7: from day 50 on apples, mugs and pens live in one place in every house."""
+    from alma_tui.domains.household import PREFERENCES, SEASONAL, generate_world, places_on
+
+    d = HouseholdDomain()
+    for task in d.tasks("train", 0, 40):
+        env = d.make_env(task)
+        assert f"It is day {task.meta['day']}." in env.reset()
+        assert 0 <= task.meta["day"] < 100
+    for house, prefs in PREFERENCES.items():
+        for kind, place in SEASONAL.items():
+            assert places_on(house, kind, 10) == prefs[kind]
+            assert places_on(house, kind, 70) == (place, prefs[kind][1])  # the secondary stays
+        assert places_on(house, "book", 10) == places_on(house, "book", 90) == prefs["book"]
+    # over many tasks, a seasonal goal object mostly sits in its season's primary place
+    hits = {0: [0, 0], 1: [0, 0]}
+    for seed in range(1, 4000, 2):
+        w = generate_world(seed)
+        if w.kind in SEASONAL and w.count == 1:
+            season = w.day // 50
+            primary = places_on(w.house, w.kind, w.day)[0]
+            hits[season][0] += any(o.startswith(w.kind + " ") for o in w.contents[primary])
+            hits[season][1] += 1
+    assert all(n > 50 and found / n > 0.7 for found, n in hits.values())
+    truth = HouseholdDomain.truth()
+    assert all(len(h["places"]["mug"]) == 2 and h["epoch_days"] == 50 for h in truth.values())

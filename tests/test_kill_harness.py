@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-SEED = 0
+SEED = 1  # a seed whose tiny search has designs scoring 0 and above 0 (seed 0 scores all 0 since the seasonal layer)
 KILLS = 20
 FLAGS = [
     "--iterations",

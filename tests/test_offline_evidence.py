@@ -175,3 +175,46 @@ def test_analysis_text_shows_scores_rounded_as_the_archive_does() -> None:
     a = analyze({S_PARENT_CODE: FACTS, S_PARENT_EVALUATION: json.dumps(log)}, seed=0)
     assert "(score 0.778 vs no-memory 0.361)" in a["lessons_from_previous"]
     assert not re.search(r"\d\.\d{4,}", json.dumps(a))
+
+
+def test_misled_in_the_right_house_asks_for_recency_and_the_writer_adds_a_window() -> None:
+    """A house-aware parent still misled: places may be stale (they drift with the seasons)."""
+    from alma_tui.engine.prompts import S_ANALYSIS
+    from alma_tui.offline.meta import write
+
+    house = dm.render({**dm.genome_from_code(FACTS), "context": "house"})
+    log = {"design_id": "d009", "score": 0.5, "no_memory_score": 0.2, "episodes": [MISLED] * 4 + [WIN] * 2}
+    a = analyze({S_PARENT_CODE: house, S_PARENT_EVALUATION: json.dumps(log)}, seed=0)
+    top = a["suggested_changes"][0]
+    assert top["what"] == WHAT["recency"] and "4/6 sampled episodes" in top["why"]
+    windows = [
+        dm.genome_from_code(write({S_PARENT_CODE: house, S_ANALYSIS: json.dumps(a)}, seed=s).split("```python\n")[1])[
+            "window"
+        ]
+        for s in range(6)
+    ]
+    assert sum(1 for w in windows if w) >= 3
+
+
+def test_a_window_design_ranks_places_seen_near_the_tasks_day_first() -> None:
+    from alma_tui.design_api import Episode, Query, Services, Step
+
+    code = dm.render({**dm.genome_from_code(FACTS), "window": 18})
+    namespace: dict = {}
+    exec(compile(code, "design.py", "exec"), namespace)  # a trusted, generated module
+    cls = next(v for k, v in namespace.items() if k.endswith("Memory") and isinstance(v, type))
+    design = cls(Services(llm=lambda p, s=None: "", embed=lambda t: [[0.0] for _ in t]))
+    room = "You are in the middle of a room. Looking quickly around you, you see a drawer 5, and a cabinet 1."
+
+    def seen(day: int, place: str) -> Episode:
+        obs = f"You open the {place}. The {place} is open. In it, you see a mug 1."
+        return Episode(
+            "household", f"t{day}", "put a mug in shelf 1", f"{room}\n\nIt is day {day}.", [Step(obs, f"open {place}")]
+        )
+
+    for ep in (seen(5, "drawer 5"), seen(12, "drawer 5"), seen(20, "drawer 5"), seen(80, "cabinet 1")):
+        design.update(ep)
+    late = design.retrieve(Query("put a mug in shelf 1", f"{room}\n\nIt is day 85."))
+    early = design.retrieve(Query("put a mug in shelf 1", f"{room}\n\nIt is day 8."))
+    assert late.splitlines()[0] == "mug found in cabinet 1 (x1)"  # fresh beats 3 stale sightings
+    assert early.splitlines()[0] == "mug found in drawer 5 (x3)"

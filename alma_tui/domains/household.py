@@ -37,6 +37,16 @@ disjoint by parity. The regularities, from easiest to hardest to capture:
 6. **Distractors that punish copying whole trajectories.** A past episode of the
    same object kind usually comes from another house kind, whose receptacles have
    the same names but other contents; its detours read as advice.
+7. **Locations drift over time, so recency matters** (captured by keeping *when*
+   each object was seen and counting first what was seen on days near the task's).
+   Every task happens on a day of the year (0-99), stated in its first observation
+   ("It is day 37."). From day 50 on (the second season) apples, mugs and pens are
+   kept in the same place in every house (:data:`SEASONAL`: fridge 1, cabinet 1,
+   drawer 1) instead of the house kind's own primary receptacle; their secondary one
+   does not move. Tasks come from the whole year, so counts pooled over it mix the
+   two seasons, and a house kind's own evidence of the new place is thin; sightings
+   from nearby days, in any house, show it. How near is a trade-off (narrow: little
+   evidence; wide: stale evidence).
 
 ``HouseholdDomain.truth()`` exposes these regularities (for the benchmark's and the
 tests' *oracle* design only; it is never shown to a searched design).
@@ -50,9 +60,12 @@ from dataclasses import dataclass
 
 from alma_tui.domains.base import StepResult, TaskSpec
 
-__all__ = ["HOUSES", "MAX_STEPS", "HouseholdDomain", "HouseholdEnv", "layout_signature"]
+__all__ = ["HOUSES", "MAX_STEPS", "HouseholdDomain", "HouseholdEnv", "layout_signature", "places_on"]
 
 MAX_STEPS = 12
+DAYS = 100  # a task's day of the year: 0 .. DAYS-1
+EPOCH_DAYS = 50  # the seasons: days 0-49 and 50-99
+EPOCHS = DAYS // EPOCH_DAYS
 P_PRIMARY = 0.75
 P_SECONDARY = 0.2
 P_USUAL_TARGET = 0.7  # a chore usually has its house's destination for that object
@@ -251,7 +264,8 @@ def _group(kind: str) -> str:
 
 
 def _preferences(house: HouseKind) -> dict[str, tuple[str, str]]:
-    """Primary and secondary receptacle of each object kind in a house kind.
+    """Primary and secondary receptacle of each object kind in a house kind (in the first
+    season, for a drifting kind).
 
     Fixed per house kind (seeded by its name), so it is the regularity that
     memory can learn across tasks, identical in the train and test splits.
@@ -268,6 +282,31 @@ def _preferences(house: HouseKind) -> dict[str, tuple[str, str]]:
 
 
 PREFERENCES: dict[str, dict[str, tuple[str, str]]] = {n: _preferences(h) for n, h in HOUSES.items()}
+
+
+# Seasonal storage: from day DAYS // 2 on, these kinds are kept in the same place in every house.
+SEASONAL: dict[str, str] = {"apple": "fridge 1", "mug": "cabinet 1", "pen": "drawer 1"}
+
+
+def _seasons(house: HouseKind) -> dict[str, list[tuple[str, str]]]:
+    """(primary, secondary) of each object kind in each season (``EPOCHS`` of them).
+
+    A seasonal kind's primary receptacle is the house kind's own in the first season and its
+    :data:`SEASONAL` place (the same in every house) in the second; its secondary one never
+    moves. Other kinds never move."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for kind, (primary, secondary) in PREFERENCES[house.name].items():
+        later = SEASONAL.get(kind, primary)
+        out[kind] = [(primary, secondary), (later, secondary)]
+    return out
+
+
+SEASONS: dict[str, dict[str, list[tuple[str, str]]]] = {n: _seasons(h) for n, h in HOUSES.items()}
+
+
+def places_on(house: str, kind: str, day: int) -> tuple[str, str]:
+    """(primary, secondary) receptacle of an object kind in a house kind on a day."""
+    return SEASONS[house][kind][min(EPOCHS - 1, max(0, day) // EPOCH_DAYS)]
 
 
 def _listing(objs: list[str]) -> str:
@@ -319,6 +358,7 @@ class World:
     transform: str  # "", "clean", "heat" or "cool"
     target: str
     count: int = 1  # how many objects of the kind the chore needs (1 or 2)
+    day: int = 0  # the task's day of the year (drifting kinds move with the seasons)
 
     @property
     def goal(self) -> str:
@@ -333,13 +373,17 @@ def generate_world(task_seed: int) -> World:
     """Build the house, the goal and the object placement for a task seed."""
     rng = random.Random(task_seed * 7919 + 17)
     house = HOUSES[rng.choice(sorted(HOUSES))]
-    prefs = PREFERENCES[house.name]
+    # Its own stream, so the day leaves every other draw of the task as it was.
+    day = random.Random(f"day:{task_seed}").randrange(DAYS)
+    prefs = {k: places_on(house.name, k, day) for k in OBJECTS}
     recs = house.receptacles()
     kind = rng.choice(house.goal_kinds)
     count = 2 if rng.random() < P_TWO and kind not in UNCOUNTABLE else 1
     transform = rng.choice(("",) + OBJECTS[kind]) if OBJECTS[kind] and count == 1 else ""
     tool_places = {r for _, r in house.tools}
-    targets = [r for r in recs if r.split()[0] in TARGET_TYPES and r not in prefs[kind] and r not in tool_places]
+    # never one of the kind's usual places, in any season (so the usual target stays put)
+    usual_places = {r for pair in SEASONS[house.name][kind] for r in pair}
+    targets = [r for r in recs if r.split()[0] in TARGET_TYPES and r not in usual_places and r not in tool_places]
     if kind not in {"mug", "cup"}:
         targets = [r for r in targets if not r.startswith("coffeemachine")]
     if kind not in FOOD:
@@ -369,7 +413,7 @@ def generate_world(task_seed: int) -> World:
             if loc == target:  # keep the destination uncluttered
                 continue
             contents[loc].append(f"{k} {i}")
-    return World(house.name, recs, contents, kind, transform, target, count)
+    return World(house.name, recs, contents, kind, transform, target, count, day)
 
 
 class HouseholdEnv:
@@ -399,7 +443,7 @@ class HouseholdEnv:
         # The house kind is deliberately not named: only its layout tells it apart.
         return (
             f"You are in the middle of a room. Looking quickly around you, "
-            f"you see {_listing(w.receptacles)}.\n\nYour task is to: {self.goal}."
+            f"you see {_listing(w.receptacles)}.\n\nIt is day {w.day}.\n\nYour task is to: {self.goal}."
         )
 
     def _visible(self, rec: str) -> bool:
@@ -544,6 +588,7 @@ class HouseholdDomain:
                 "transform": w.transform,
                 "target": w.target,
                 "count": w.count,
+                "day": w.day,
             }
             out.append(TaskSpec(f"household-{split}-{task_seed}", w.goal, split, task_seed, meta))
         return out
@@ -557,14 +602,16 @@ class HouseholdDomain:
     @staticmethod
     def truth() -> dict[str, dict]:
         """The true regularities, per house kind keyed by its layout signature:
-        ``{signature: {"house", "places": {kind: [primary, secondary]}, "tools": {verb: rec}}}``.
+        ``{signature: {"house", "places": {kind: [[primary, secondary] per season]},
+        "tools": {verb: rec}, "epoch_days": n}}`` (season = day // epoch_days).
         For oracle designs in benchmarks and tests only; never shown to a searched design."""
         out: dict[str, dict] = {}
         for name, h in HOUSES.items():
             sig = layout_signature(f"you see {_listing(h.receptacles())}.")
             out[sig] = {
                 "house": name,
-                "places": {k: list(PREFERENCES[name][k]) for k in OBJECTS},
+                "places": {k: [list(p) for p in SEASONS[name][k]] for k in OBJECTS},
                 "tools": dict(h.tools),
+                "epoch_days": EPOCH_DAYS,
             }
         return out

@@ -23,7 +23,7 @@ from alma_tui.engine.errors import SearchError
 from alma_tui.engine.evaluator import EvaluationCancelled, Evaluator
 from alma_tui.engine.executor import Executor, LocalExecutor
 from alma_tui.engine.heartbeat import Heartbeat
-from alma_tui.engine.heldout import evaluate_new_best
+from alma_tui.engine.heldout import HeldOutWorker
 from alma_tui.engine.meta_agent import MetaAgentError, extract_title
 from alma_tui.engine.outage import OutagePolicy
 from alma_tui.engine.pipeline import FINAL_STATUSES, DesignPipeline
@@ -58,10 +58,14 @@ class Engine:
         # where evaluations run (--executor): this process, or Ray tasks (engine/executor.py)
         self.executor: Executor = executor or LocalExecutor()
         self.evaluator = self.executor.bind(Evaluator(ctx.domain, self.calls.agent_complete, limits=limits))
-        self.pipeline = DesignPipeline(ctx, self.calls, self.steering, self.committer, self.evaluator, limits)
+        self.heldout = HeldOutWorker(ctx, self.evaluator, self.calls)  # new bests' test split, beside the search
+        self.pipeline = DesignPipeline(
+            ctx, self.calls, self.steering, self.committer, self.evaluator, limits, self.heldout
+        )
         self.heartbeat = Heartbeat(ctx)
 
     def close(self) -> None:
+        self.heldout.close()
         self.heartbeat.stop()
         self.executor.close()
         self.ctx.store.flush_events()
@@ -129,6 +133,7 @@ class Engine:
         return self._finish("error", f"{type(exc).__name__}: {first} (traceback in {log})")
 
     def _finish(self, status: str, detail: str) -> str:
+        self.heldout.wait()  # the summary shows the held-out score of the best
         self.committer.update_best()
         self.ctx.set_status(status, detail)
         return status
@@ -138,8 +143,8 @@ class Engine:
         recover(ctx, self.committer, self.pipeline.reject)
         self._seed_archive()
         best = self.committer.update_best()
-        if best is not None:  # a held-out evaluation a kill interrupted is redone on resume
-            evaluate_new_best(ctx, self.evaluator, self.calls, best)
+        if best is not None:  # a held-out evaluation a stop or a kill interrupted is redone on resume
+            self.heldout.submit(best)
         while not ctx.cancel.is_set():
             run = ctx.store.require_run()
             if run.iterations_done >= ctx.config.iterations:

@@ -17,7 +17,7 @@ from alma_tui.engine.dedup import find_duplicate
 from alma_tui.engine.evaluator import EpisodeRecord, EvalResult, EvaluationCancelled, EvaluationFailed
 from alma_tui.engine.evidence import Evidence
 from alma_tui.engine.executor import Evaluates
-from alma_tui.engine.heldout import evaluate_new_best
+from alma_tui.engine.heldout import HeldOutWorker
 from alma_tui.engine.meta_agent import Analysis, AnalysisUnparsed, MetaAgent, MetaAgentError
 from alma_tui.engine.recovery import Committer
 from alma_tui.engine.steering import Steering
@@ -44,8 +44,10 @@ class DesignPipeline:
         committer: Committer,
         evaluator: Evaluates,
         limits: SandboxLimits,
+        heldout: HeldOutWorker | None = None,
     ) -> None:
         self.ctx = ctx
+        self.heldout = heldout or HeldOutWorker(ctx, evaluator, calls)
         self.calls = calls
         self.steering = steering
         self.committer = committer
@@ -332,8 +334,8 @@ class DesignPipeline:
             commit=sha,
         )
         best = self.committer.update_best()
-        if best == design.id:  # a new best: its held-out score too, charged to this run
-            evaluate_new_best(self.ctx, self.evaluator, self.calls, design.id)
+        if best == design.id:  # a new best: its held-out score too, in the background, charged to this run
+            self.heldout.submit(design.id)
 
 
 def _episode_row(ev: Evaluation, design_id: str, e: EpisodeRecord) -> EpisodeRow:

@@ -15,7 +15,9 @@ Failure classes, checked in this order (the first that fits):
   says nothing about the object kind (singular or plural);
 - ``memory_silent``: the memory is empty or never places the goal's object;
 - ``memory_misled``: the memory placed the object, the agent went to its first
-  place and did not find it there (the place is wrong for this house kind, or stale);
+  place and did not find it there (the place is wrong for this house kind, or stale: in
+  ``household`` places drift with the seasons, so a house-aware parent is told to weigh
+  recent evidence);
 - ``step_limit_after_take``: the object was taken but the chore was not finished;
 - ``step_limit_exploring``: the object was never taken (the search ran out of steps).
 
@@ -126,6 +128,7 @@ WHAT = {
     "object_filter": "Filter retrieved episodes to the goal object (same object kind)",
     "success_only": "Store successful episodes only; failed episodes are not evidence",
     "shorter": "Return fewer, shorter memories (lower top_k and char budget)",
+    "recency": "Rank places by the evidence from days near the task's day: places drift over time, so recency matters",
 }
 
 
@@ -175,6 +178,10 @@ def rank_changes(counts: Counter[str], genome: dict[str, Any], n: int) -> list[C
         if genome.get("tools") != "worked":
             add("tools", "wrong_tool", 0.8)
             add("tools", "step_limit_after_take", 1.0)
+        if genome.get("context") == "house":
+            # Misled within the right house kind: the place may be stale (places drift), so
+            # weigh recent evidence; once on, keep tuning how recent (a weaker suggestion).
+            add("recency", "memory_misled", 0.3 if genome.get("window") else 0.8)
         if not genome.get("negatives"):
             add("negatives", "memory_misled", 0.6)
         if int(genome.get("top_k", 1)) < 4:

@@ -87,7 +87,7 @@ def offline_answer(model: str, messages: list[dict[str, Any]], seed: int, policy
 
 
 _EVIDENCE = re.compile(
-    r"(take \w+ \d+ from [\w ]+? \d+|(?:clean|heat|cool) \w+ \d+ with \w+ \d+|"
+    r"(take \w+ \d+ from [\w ]+? \d+|(?:clean|heat|cool) \w+ \d+ with \w+ \d+(?: -> [^.\n]*)?|"
     r"(?:you open the|on the|in the) \w+ \d+[^.]*?you see [^.\n]+|put \w+ \d+ in/on \w+ \d+)",
     re.IGNORECASE,
 )
@@ -96,8 +96,10 @@ _EVIDENCE = re.compile(
 def extractive_note(messages: list[dict[str, Any]], limit: int = 12) -> str:
     """What the offline model answers to a design's free-form llm() prompt (summarise, extract
     rules, curate notes): the prompt's own evidence lines (takes, tool uses, sightings, puts),
-    deduplicated and in order. Deterministic, honest about being extractive, and useful to the
-    offline agent, which reads exactly such lines."""
+    deduplicated and in order. A tool use keeps what it produced ("heat mug 1 with microwave 1
+    -> The microwave 1 is broken: it does not heat"): an attempt that failed is a pitfall, and a
+    note that dropped its outcome would teach it as the way to heat. Deterministic, honest about
+    being extractive, and useful to the offline agent, which reads exactly such lines."""
     text = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") != "system")
     seen: list[str] = []
     for match in _EVIDENCE.finditer(text):
@@ -109,7 +111,30 @@ def extractive_note(messages: list[dict[str, Any]], limit: int = 12) -> str:
     if not seen:
         sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
         return " ".join(sentences[:3])[:600]
-    return "\n".join(f"- {line}" for line in seen)
+    lesson = _missed(text, seen)
+    return "\n".join(f"- {line}" for line in ([lesson] if lesson else []) + seen)
+
+
+_GOAL_KIND = re.compile(r"goal: put (?:a |an |two )?(?:clean |hot |cool )?([a-z]+)", re.IGNORECASE)
+_LOOKED = re.compile(r"(?:you open the|on the|in the) (\w+ \d+)[^.]*?you see ([^.\n]+)", re.IGNORECASE)
+
+
+_REFLECT = re.compile(r"\b(?:reflect|explain)\b[^.]{0,60}\b(?:fail\w*|mistake)", re.IGNORECASE)
+
+
+def _missed(text: str, lines: list[str]) -> str:
+    """The lesson a prompt asks for when it asks to reflect on a failure ("reflect on why the
+    trajectory failed", "explain the mistake"), as a reflection would state it: where the goal's
+    object was looked for in vain ("mug not found in drawer 1, cabinet 4"). Empty for any other
+    prompt, or when the object was taken after all."""
+    m = _GOAL_KIND.search(text)
+    if not m or not _REFLECT.search(text):
+        return ""
+    kind = m.group(1).lower().rstrip("s") if m.group(0).lower().startswith("goal: put two") else m.group(1).lower()
+    if any(line.lower().startswith(f"take {kind} ") for line in lines):
+        return ""
+    places = [p for line in lines for p, listed in _LOOKED.findall(line) if not re.search(rf"\b{kind}", listed.lower())]
+    return f"{kind} not found in {', '.join(dict.fromkeys(places))}" if places else ""
 
 
 def make_handler() -> Any:

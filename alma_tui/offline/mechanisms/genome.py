@@ -24,6 +24,9 @@ Genome keys and their values:
 - ``context`` (facts): ``global`` | ``house`` (keep counts per house kind, falling
   back to global counts for an unseen house kind).
 - ``rank``: facts: ``count`` | ``recency``; episodes: ``similarity`` | ``recency``.
+- ``window`` (facts): ``0`` (off) or a number of days: count only sightings made within
+  that many days of the task's day ("It is day 37."), all of them when none is that close
+  (object locations drift over time, so recent evidence is the right evidence).
 - ``similarity`` (episodes): ``words`` (goal word overlap) | ``embed``
   (``services.embed`` cosine, word overlap as fallback).
 - ``object_filter`` (episodes): only episodes that handled the goal's object kind.
@@ -58,6 +61,7 @@ DEFAULT_GENOME: Genome = {
     "char_budget": 4000,
     "format": "plain",
     "example": False,
+    "window": 0,
 }
 
 NO_MEMORY_GENOME: Genome = {**DEFAULT_GENOME, "store": "none", "similarity": "words"}
@@ -77,7 +81,9 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "object_filter": (False, True),
     "format": ("plain", "counts"),
     "example": (False, True),
+    "window": (0, 6, 9, 12, 18, 25, 35),
 }
+WINDOWS = CHOICES["window"]
 
 MECHANISMS_RE = re.compile(r"^MECHANISMS\s*=\s*(\{.*?\n\})", re.DOTALL | re.MULTILINE)
 
@@ -94,6 +100,8 @@ def normalise(genome: Genome) -> Genome:
             g[k] = max(1, min(8, v))
         elif k == "char_budget" and isinstance(v, int):
             g[k] = max(200, min(6000, v))
+    if g["store"] != "facts":
+        g["window"] = 0
     if g["store"] == "facts" and g["rank"] == "similarity":
         g["rank"] = "count"
     if g["store"] in ("trajectory", "actions") and g["rank"] == "count":

@@ -11,7 +11,7 @@ import random
 import re
 from typing import Any
 
-from alma_tui.offline.mechanisms.genome import DEFAULT_GENOME, Genome, normalise
+from alma_tui.offline.mechanisms.genome import DEFAULT_GENOME, WINDOWS, Genome, normalise
 
 
 def _op_extract_facts(g: Genome, rng: random.Random) -> Genome:
@@ -73,7 +73,14 @@ def _op_plurals(g: Genome, rng: random.Random) -> Genome:
 
 
 def _op_recency(g: Genome, rng: random.Random) -> Genome:
-    return {**g, "rank": "recency"}
+    if g["store"] != "facts":
+        return {**g, "rank": "recency"}
+    # Facts: count only evidence from days near the task's; once on, tune how near
+    # (narrow: little evidence; wide: stale evidence), one step either way.
+    if not g["window"]:
+        return {**g, "window": rng.choice((18, 25))}
+    i = WINDOWS.index(g["window"])
+    return {**g, "window": WINDOWS[max(1, min(len(WINDOWS) - 1, i + rng.choice((-1, 1))))]}
 
 
 def _op_count(g: Genome, rng: random.Random) -> Genome:

@@ -44,6 +44,11 @@ def describe(g: Genome) -> list[str]:
             f"For the goal's object kind, returns the top {g['top_k']} receptacles ranked by {rank} "
             "it was found there, one line each, best first."
         )
+        if g["window"]:
+            out.append(
+                f"Object locations drift over time: only sightings within {g['window']} days of the "
+                "task's day count (all of them when none is that close)."
+            )
         if g["negatives"]:
             out.append("Also reports receptacles where the object was looked for and absent.")
         if g["tools"] == "worked":
@@ -98,6 +103,8 @@ def default_title(g: Genome) -> str:
             bits.append("per house kind")
         if g["evidence"] == "seen":
             bits.append("with sightings")
+        if g["window"]:
+            bits.append(f"within {g['window']} days")
         if g["negatives"]:
             bits.append("and misses")
         if g["tools"]:
@@ -156,6 +163,7 @@ _ITEM = re.compile(r"\\ban? ([a-z]+) \\d+")
 _LISTING = re.compile(r"you see (.*?)\\.(?:\\s|$)")
 _MENTION = re.compile(r"\\b([a-z]+) \\d+\\b")
 _SIGN = re.compile(r"the ([a-z]+ \\d+) has an out-of-order sign")
+_DAY = re.compile(r"it is day (\\d+)")
 _TOOL_VERB = {{"sinkbasin": "clean", "bathtubbasin": "clean", "microwave": "heat", "stoveburner": "heat",
               "toaster": "heat", "fridge": "cool"}}
 # Goal adjectives that imply a tool verb ("put a hot mug ..." -> heat).
@@ -170,6 +178,12 @@ def _house(observation: str) -> str:
     for typ in _MENTION.findall(m.group(1) if m else ""):
         counts[typ] = counts.get(typ, 0) + 1
     return " ".join(f"{{t}}{{n}}" for t, n in sorted(counts.items())) or "?"
+
+
+def _day(observation: str) -> int:
+    """The task's day of the year, as its first observation states it ("It is day 37.")."""
+    m = _DAY.search((observation or "").lower())
+    return int(m.group(1)) if m else 0
 
 
 def _sighting(observation: str) -> tuple[str, list[str]] | None:
@@ -199,6 +213,9 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("        # found[context][kind][receptacle] = number of times the kind was found there")
     a("        self.found: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
     a("        self.last_seen: dict = {}  # (context, kind, receptacle) -> episode index")
+    if g["window"]:
+        a("        # dated[context][kind] = [(day, receptacle), ...]: when each sighting was made")
+        a("        self.dated: dict = defaultdict(lambda: defaultdict(list))")
     if g["negatives"]:
         a("        # missing[context][kind][receptacle] = times the goal object was looked for there in vain")
         a("        self.missing: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))")
@@ -212,12 +229,16 @@ def _facts_class(g: Genome, bug: str | None) -> str:
         a("        self.examples: list[dict] = []  # successful action sequences, for a worked example")
     a("        self.totals: dict[str, int] = {}  # object kind -> times found anywhere")
     a("        self.n_episodes = 0")
+    if g["window"]:
+        a("        self.day = 0  # the day of the episode being read")
     a("")
     a("    def _add(self, ctx: str, kind: str, receptacle: str) -> None:")
     a('        # Every count is kept under the episode\'s context and under "*" (all houses),')
     a("        # so an unseen house kind still gets the global evidence.")
     a('        for c in {ctx, "*"}:')
     a("            self.found[c][kind][receptacle] += 1")
+    if g["window"]:
+        a("            self.dated[c][kind].append((self.day, receptacle))")
     a("            self.last_seen[(c, kind, receptacle)] = self.n_episodes")
     a("        self.totals[kind] = self.totals.get(kind, 0) + 1")
     a("")
@@ -229,6 +250,8 @@ def _facts_class(g: Genome, bug: str | None) -> str:
         a("            return")
     a("        self.n_episodes += 1")
     a(f"        ctx = {ctx_expr}")
+    if g["window"]:
+        a("        self.day = _day(episode.initial_observation)")
     if g["negatives"]:
         a("        goal_words = _words(episode.goal)")
         a("        taken: set[str] = set()")
@@ -299,6 +322,21 @@ def _facts_class(g: Genome, bug: str | None) -> str:
         a("        # Most recently confirmed first (layouts may drift); count breaks ties.")
         a("        return sorted(counts.items(),")
         a("                      key=lambda kv: (-self.last_seen.get((ctx, kind, kv[0]), 0), -kv[1], kv[0]))")
+    if g["window"]:
+        a("")
+        a("    def _near(self, ctx: str, kind: str, day: int) -> list[tuple[str, int]]:")
+        a("        # Places drift over time: places seen near the task's day come first (in any house:")
+        a("        # a season can move a kind in every house; this house's sightings count double),")
+        a("        # then the places seen at other times, as single sightings: stale counts must not")
+        a("        # outweigh fresh ones.")
+        a("        pooled = self._ranked(self.found, ctx, kind)")
+        a("        near: dict = defaultdict(int)")
+        a('        for c in dict.fromkeys((ctx, "*")):')
+        a("            for d, place in self.dated.get(c, {}).get(kind, ()):")
+        a(f"                if abs(d - day) <= {g['window']}:")
+        a("                    near[place] += 1")
+        a("        first = sorted(near.items(), key=lambda kv: (-kv[1], kv[0]))")
+        a("        return first + [(p, 1) for p, _ in pooled if p not in near]")
     a("")
     a("    def retrieve(self, query: Query) -> str:")
     a(f"        ctx = {qctx_expr}")
@@ -318,7 +356,10 @@ def _facts_class(g: Genome, bug: str | None) -> str:
     a("        lines: list[str] = []")
     a("        for kind in kinds:")
     fmt_found = 'f"{kind} found in {place} (x{n})"' if g["format"] == "counts" else 'f"{kind} was found in {place}"'
-    a(f"            for place, n in self._ranked(self.found, ctx, kind)[:{k}]:")
+    found_expr = (
+        "self._near(ctx, kind, _day(query.observation))" if g["window"] else "self._ranked(self.found, ctx, kind)"
+    )
+    a(f"            for place, n in {found_expr}[:{k}]:")
     a(f"                lines.append({fmt_found})")
     if g["negatives"]:
         a("            # Misses go after the hits: they prune the search, they do not direct it.")
