@@ -10,6 +10,7 @@ from typing import Any
 
 from alma_tui.design_api import Episode as ApiEpisode
 from alma_tui.design_api import Query
+from alma_tui.engine.archive import compare_tasks
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import STOPS
 from alma_tui.engine.evaluator import synthetic_episodes
@@ -76,6 +77,42 @@ class Evidence:
             example_episode=self.example_episode(),
             other_design=self.other_design(parent),
         )
+
+    def merge_info(self, parent: Design, second: Design) -> ParentInfo:
+        """What a merge child's writer sees: the first parent as usual, plus the second parent's
+        code and evaluation and, per search task, both parents' mean rewards and who is better."""
+        info = self.parent_info(parent)
+        other = self.parent_info(second)
+        other.other_design = None
+        table = self.ctx.store.task_table([parent.id, second.id])
+        diff = compare_tasks(table, parent.id, second.id)
+        goals = {e["task_id"]: e["goal"] for e in info.episodes + other.episodes if e.get("goal")}
+        for row in self.ctx.store.last_episodes(parent.id, "deployment"):
+            goals.setdefault(row.task_id, row.goal)
+        a, b = table.get(parent.id, {}), table.get(second.id, {})
+        tasks = [
+            {
+                "task_id": t,
+                "goal": goals.get(t, ""),
+                "first": round(a[t], 3),
+                "second": round(b[t], 3),
+                "better": "first" if t in diff["a_better"] else "second" if t in diff["b_better"] else "tie",
+            }
+            for t in sorted(set(a) & set(b))
+        ]
+        info.other_design = None
+        info.second_parent = other
+        info.comparison = {
+            "first": parent.id,
+            "second": second.id,
+            "first_score": parent.score,
+            "second_score": second.score,
+            "first_better": len(diff["a_better"]),
+            "second_better": len(diff["b_better"]),
+            "tied": len(diff["tied"]),
+            "tasks": tasks,
+        }
+        return info
 
     def other_design(self, parent: Design) -> dict[str, Any] | None:
         """The best accepted design that is neither the parent nor its ancestor, so the
