@@ -304,6 +304,11 @@ class Engine:
         pinned = [c.id for c in cands if c.pinned]
         why = {c.id: c.explain() for c in choices}
         merges = {ch.id: [p, s] for ch, p, s in zip(children, parents, seconds, strict=True) if s}
+        by_id = {c.id: c for c in cands}
+        for first, second in merges.values():
+            if second not in why:  # a partner that was not drawn itself: why it was taken
+                c = by_id[second]
+                why[second] = {"why": f"merge partner of {first}", "score": round(c.score, 4), "visits": c.visits}
         lines = [describe_choice(c) for c in choices]
         lines += [f"{cid}: merge of {a} and {b} (merge rate {rate:g})" for cid, (a, b) in merges.items()]
         ctx.emit(
