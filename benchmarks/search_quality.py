@@ -120,6 +120,12 @@ def run_searches(
     return walls
 
 
+def best_id(rows: list[dict]) -> str | None:
+    from alma_tui.archive_rows import best_id as pick
+
+    return pick(rows)
+
+
 def archive(repo: Path) -> list[dict]:
     """The rows `alma-tui designs --json` prints, read in this process."""
     from alma_tui.archive_rows import design_rows
@@ -181,10 +187,12 @@ class HeldOut:
         return self.cache[key]
 
 
-def merge_children(repo: Path, rows: list[dict], seed: int, held: HeldOut | None) -> list[dict]:
+def merge_children(repo: Path, rows: list[dict], seed: int, held: HeldOut | None, iterations: int) -> list[dict]:
     by_id = {r["id"]: r for r in rows}
     out = []
     for r in rows:
+        if r["iteration"] > iterations:
+            continue
         parents = r.get("parents") or []
         if len(parents) != 2:
             continue
@@ -454,10 +462,13 @@ def main(argv: list[str] | None = None) -> int:
             repo = repo_of(args.runs_dir, cfg, seed)
             rows = archive(repo)
             r.curves[seed] = best_so_far(rows, args.iterations)
-            best = max((x for x in rows if x["status"] == "accepted"), key=lambda x: x["score"] or 0.0)
-            r.final_test[seed] = best.get("test_score")
-            r.accepted[seed] = sum(1 for x in rows if x["status"] == "accepted")
-            r.merges += merge_children(repo, rows, seed, held) if cfg.merge else []
+            # the best after --iterations (a longer search in --runs-dir is read up to it): it was
+            # the best when it was accepted, so the engine measured its held-out score then
+            upto = [x for x in rows if x["iteration"] <= args.iterations]
+            bid = best_id(upto)
+            r.final_test[seed] = next((x.get("test_score") for x in upto if x["id"] == bid), None)
+            r.accepted[seed] = sum(1 for x in upto if x["status"] == "accepted")
+            r.merges += merge_children(repo, rows, seed, held, args.iterations) if cfg.merge else []
             if (cfg, seed) in walls:
                 r.walls[seed] = walls[(cfg, seed)]
         results.append(r)

@@ -84,7 +84,10 @@ class DesignPipeline:
         second = ctx.store.get_design(d.second_parent_id) if d.second_parent_id else None
         if d.second_parent_id and second is None:
             return self.reject(d, f"second parent {d.second_parent_id} is missing from the archive")
-        info = self.evidence.merge_info(parent, second) if second else self.evidence.parent_info(parent)
+        if second is not None:
+            info = self.evidence.merge_info(parent, second, d.iteration)
+        else:
+            info = self.evidence.parent_info(parent, d.iteration)
         if not d.analysis_json:
             ctx.emit("design.analyzing", f"{d.id}: analyzing parent {parent.id}", d.id, parent=parent.id)
             try:
@@ -233,7 +236,7 @@ class DesignPipeline:
         ctx = self.ctx
         meta = MetaAgent(self.calls.meta_complete(d.id), seed=ctx.config.seed + d.seq + 1000 * attempt)
         try:
-            title, new_code, _raw = meta.repair(self.evidence.parent_info(parent), code, error)
+            title, new_code, _raw = meta.repair(self.evidence.parent_info(parent, d.iteration), code, error)
         except MetaAgentError as exc:
             ctx.emit(
                 "design.repair",
