@@ -77,11 +77,27 @@ def repo_of(runs_dir: Path, cfg: Config, seed: int) -> Path:
     return runs_dir / cfg.slug / f"seed{seed}"
 
 
+def iterations_done(repo: Path) -> int:
+    """How far the search in ``repo`` got (0 when there is none yet)."""
+    if not (repo / ".alma" / "alma.db").exists():
+        return 0
+    from alma_tui.store import Store
+
+    store = Store(repo, create=False)
+    try:
+        run = store.get_run()
+        return run.iterations_done if run is not None else 0
+    finally:
+        store.close()
+
+
 def run_searches(
     jobs_list: list[tuple[Config, int]], runs_dir: Path, iterations: int, jobs: int, extra: list[str]
 ) -> dict:
     """Every (config, seed) search, ``jobs`` at a time; a search that already reached ``iterations``
     is resumed to a no-op by the engine itself. Returns wall seconds per search run here."""
+    # a search that got at least this far is read up to ``iterations`` (the engine refuses a lower target)
+    jobs_list = [(c, s) for c, s in jobs_list if iterations_done(repo_of(runs_dir, c, s)) < iterations]
     if jobs == 0:  # in this process, one after another (--quick: no interpreter start per search)
         from alma_tui.cli import main as cli
 

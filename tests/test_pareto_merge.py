@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 import sqlite3
+import struct
 import subprocess
 from pathlib import Path
 
@@ -310,3 +311,25 @@ async def test_tui_marks_a_merge_design_and_diffs_against_either_parent(tmp_path
         main.go_to_design("d004")
         await wait_until(pilot, lambda: main.detail_for == "d004")
         assert main.check_action("diff_parent", ()) is False  # one parent: hidden
+
+
+# -- the benchmark's --quick mode (CI) -------------------------------------------------------------------
+def test_search_quality_quick_writes_the_table_and_the_picture(tmp_path: Path) -> None:
+    from benchmarks import search_quality
+
+    out, png = tmp_path / "table.md", tmp_path / "curve.png"
+    args = ["--quick", "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--png", str(png)]
+    assert search_quality.main(args) == 0
+    table = out.read_text()
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "strategy" not in ln]
+    names = [r.split("|")[1].strip() for r in rows]
+    assert names == ["open-ended", "open-ended + merge", "greedy", "greedy + merge", "pareto", "pareto + merge"]
+    for r in rows:
+        merges = r.split("|")[-4].strip()
+        assert (merges == "-") == ("merge" not in r.split("|")[1])  # --quick merges every child
+        if "merge" in r.split("|")[1]:
+            assert merges.startswith("1 ")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (720, 420)
