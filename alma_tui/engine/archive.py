@@ -63,6 +63,12 @@ class SelectionParams:
     visit_penalty: Annotated[float, Ge(0)] = 0.5
     temperature: Annotated[float, Gt(0)] = 0.25
 
+    def describe_pareto(self) -> str:
+        return (
+            f"p ~ tasks led (a tie shared) * exp(-{self.visit_penalty:g}*log(1+visits)/{self.temperature:g}), "
+            f"k={self.k}"
+        )
+
     def describe(self) -> str:
         return (
             f"p ~ softmax((sigmoid((s - s0)/{self.score_scale:g}) - {self.visit_penalty:g}"

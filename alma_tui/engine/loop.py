@@ -324,6 +324,9 @@ class Engine:
             merges=merges,
             merge_rate=rate,
             mode=cfg.selection,
-            formula=params.describe() if cfg.selection != "greedy" else "the best designs by mean score",
+            formula={
+                "greedy": "the best designs by mean score",
+                "pareto": params.describe_pareto(),
+            }.get(cfg.selection, params.describe()),
         )
         return children
