@@ -38,7 +38,8 @@ def design_rows(store: Any) -> list[dict[str, Any]]:
     return [
         {
             "id": d.id,
-            "parent": d.parent_id,
+            "parent": d.parent_id,  # the first parent (kept for scripts written before merges)
+            "parents": [p for p in (d.parent_id, getattr(d, "second_parent_id", None)) if p],
             "title": sanitize(d.title, newlines=False),
             "score": d.score,
             "score_se": d.score_se,

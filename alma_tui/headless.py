@@ -150,7 +150,7 @@ def archive_table(rows: list[dict[str, Any]]) -> Table:
             style = "bold green"
         table.add_row(
             r["id"],
-            r["parent"] or "-",
+            "+".join(r.get("parents") or ([r["parent"]] if r["parent"] else [])) or "-",  # a merge: both
             str(r.get("iteration", "")),
             Text(sanitize(r["title"] or "", newlines=False)),
             score,

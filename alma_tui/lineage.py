@@ -185,6 +185,18 @@ def _blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git's object id
 
 
+Parents = str | None | list[str] | tuple[str, ...]
+
+
+def _parent_list(parents: Parents) -> list[str]:
+    """A design's parent commits: none (a seed), one, or two (a merge child: a git merge commit)."""
+    if parents is None:
+        return []
+    if isinstance(parents, str):
+        return [parents]
+    return [p for p in parents if p]
+
+
 def _normalise(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
@@ -265,20 +277,21 @@ class Lineage:
         with self._errors():
             return self._g().rev_list("--parents", "-n1", commit).split()[1:]
 
-    def mismatch(self, commit: str, code: str, parent_commit: str | None) -> str | None:
-        """Why ``commit`` is not the design with ``code`` on ``parent_commit`` (None when it is)."""
+    def mismatch(self, commit: str, code: str, parent_commit: Parents) -> str | None:
+        """Why ``commit`` is not the design with ``code`` on ``parent_commit`` (None when it is);
+        a merge design's two parent commits must match in order."""
         if self.read_file(commit, "design.py") != _normalise(code):
             return "other code"
-        if self.parents_of(commit) != ([parent_commit] if parent_commit else []):
+        if self.parents_of(commit) != _parent_list(parent_commit):
             return "another parent commit"
         return None
 
-    def matches_if_present(self, commit: str, code: str, parent_commit: str | None) -> bool:
+    def matches_if_present(self, commit: str, code: str, parent_commit: Parents) -> bool:
         """``matches`` for a commit that may not be in the repo (False then)."""
         return self._rev(f"{commit}^{{commit}}") is not None and self.matches(commit, code, parent_commit)
 
-    def matches(self, commit: str, code: str, parent_commit: str | None) -> bool:
-        """True when ``commit`` holds ``code`` as design.py and has exactly that parent."""
+    def matches(self, commit: str, code: str, parent_commit: Parents) -> bool:
+        """True when ``commit`` holds ``code`` as design.py and has exactly those parents."""
         return self.mismatch(commit, code, parent_commit) is None
 
     def diff(self, parent_id: str, child_id: str) -> str:
@@ -286,10 +299,12 @@ class Lineage:
             return self._g().diff(f"design/{parent_id}", f"design/{child_id}", "--", "design.py")
 
     # -- writing ----------------------------------------------------------------------------------
-    def commit_design(self, info: CommitInfo, parent_commit: str | None) -> str:
+    def commit_design(self, info: CommitInfo, parent_commit: Parents) -> str:
         """Commit a design (idempotent: an existing tag holding the same code and parent is returned).
 
-        An existing tag with other code or another parent is another design: refused, never taken."""
+        A merge design has two parent commits (first parent first): its commit is a git merge
+        commit, so ``git log --graph`` shows both lines meeting. An existing tag with other code
+        or other parents is another design: refused, never taken."""
         with self._lock, self._errors():
             existing = self.commit_of(info.design_id)
             if existing:
@@ -317,8 +332,8 @@ class Lineage:
                 + "\n"
             )
             args = ["commit-tree", tree]
-            if parent_commit:
-                args += ["-p", parent_commit]
+            for p in _parent_list(parent_commit):
+                args += ["-p", p]
             env = {
                 "GIT_AUTHOR_NAME": "alma-tui",
                 "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,

@@ -4,6 +4,7 @@ generic acting agent; household prompts keep the household mechanisms."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -121,3 +122,38 @@ def test_repair_rebuilds_a_generic_module_from_its_genome() -> None:
     answer = respond(messages, 0)
     fixed = re.search(r"```python\n(.*?)```", answer, re.DOTALL)
     assert fixed and gd.genome_from_code(fixed.group(1)) == gd.normalise(genome) and "x = y" not in fixed.group(1)
+
+
+def _merge_child(first: dict, second: dict, first_better: int, second_better: int) -> str:
+    parent = _parent(gd.render(first), "textworld")
+    other = dataclasses.replace(_parent(gd.render(second), "textworld"), design_id="p2")
+    parent.second_parent = other
+    parent.comparison = {
+        "first": "p1",
+        "second": "p2",
+        "first_score": 0.5,
+        "second_score": 0.4,
+        "first_better": first_better,
+        "second_better": second_better,
+        "tied": 0,
+        "tasks": [],
+    }
+    answer = respond(prompts.merge_messages(parent, "{}"), 0)
+    m = re.search(r"```python\n(.*?)```", answer, re.DOTALL)
+    assert m and answer.startswith("TITLE: "), answer[:200]
+    return m.group(1)
+
+
+def test_a_textworld_merge_keeps_the_base_and_takes_what_the_donor_wins_with() -> None:
+    base = {**gd.GENERIC_DEFAULT, "store": "digest", "map": True}
+    donor = {**gd.GENERIC_DEFAULT, "store": "episodes", "sightings": True, "failures": True, "top_k": 3}
+    child = _merge_child(base, donor, first_better=3, second_better=1)
+    genome = gd.genome_from_code(child)
+    assert gd.is_generic(child) and "merge of p1 (base) and p2" in child
+    assert genome["store"] == "digest" and genome["map"] and genome["sightings"] and genome["failures"]
+    assert genome["top_k"] == 3
+    query = Query(GOAL, _room("Hall", "There are exits to the north, south and west."), domain="textworld")
+    assert "take carrot from chest" in validate_design(child, episodes=[EPISODE], queries=[query])["retrieved"][0]
+    # a donor that wins no task gives only its richer store: the better parent's memory stays
+    lean = gd.genome_from_code(_merge_child(donor, base, first_better=4, second_better=0))
+    assert lean["store"] == "digest" and lean["sightings"] and not lean["map"] and lean["top_k"] == 3

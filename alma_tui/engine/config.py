@@ -39,6 +39,7 @@ DEFAULT_META_MODEL = "offline/meta"
 DEFAULT_AGENT_MODEL = "offline/agent"
 ENV_PREFIX = "ALMA_TUI_"
 MAX_ITERATIONS = 1_000_000
+DEFAULT_MERGE_RATE = 0.2
 
 Reasoning = Literal["low", "medium", "high"]
 
@@ -59,7 +60,9 @@ class SearchConfig(BaseModel):
     embedding_model: str | None = None  # None: fast local hashing embedding
     api_base: str | None = None
     iterations: Annotated[int, Ge(0), Le(MAX_ITERATIONS)] = 5  # total to reach; 0: only the seeds
-    selection: Literal["open-ended", "greedy"] = "open-ended"
+    selection: Literal["open-ended", "greedy", "pareto"] = "open-ended"
+    # children written from two parents; None: 0 in greedy, DEFAULT_MERGE_RATE otherwise
+    merge_rate: Annotated[float, Ge(0), Le(1)] | None = None
     seed: Annotated[int, Ge(0), Le(2**32 - 1)] = 0
     max_repairs: Annotated[int, Ge(0), Le(100)] = 3
     budget_usd: Annotated[float, Gt(0), Le(1e9)] | None = None
@@ -93,6 +96,16 @@ class SearchConfig(BaseModel):
         if self.eval.seed != self.seed:
             self.eval.seed = self.seed
         return self
+
+    @property
+    def effective_merge_rate(self) -> float:
+        """The merge rate this search uses. Greedy keeps its meaning (the paper's ablation: always
+        the best design, one parent) unless a rate is asked for; the others merge a fifth of
+        their children, enough to combine two lines of the archive a few times per 20-iteration
+        search while most children still refine one design."""
+        if self.merge_rate is not None:
+            return self.merge_rate
+        return 0.0 if self.selection == "greedy" else DEFAULT_MERGE_RATE
 
     def to_json(self) -> str:
         """What the run row stores: everything but the settings of one start (``TRANSIENT``)."""
@@ -178,7 +191,17 @@ FLAGS: tuple[Flag, ...] = (
         "run until N iterations in total (default 5; 0: only evaluate the seeds of a new search)",
     ),
     Flag("params.k", "--parents", "parents (children) per iteration (default 2)"),
-    Flag("selection", "--selection"),
+    Flag(
+        "selection",
+        "--selection",
+        "how parents are chosen: open-ended (score + visit penalty; default), greedy (the best), "
+        "pareto (designs best on at least one search task, by tasks led)",
+    ),
+    Flag(
+        "merge_rate",
+        "--merge-rate",
+        "share of children written from two parents (a git merge commit); default 0 with greedy, 0.2 otherwise",
+    ),
     Flag("seed", "--seed", score=True),
     Flag("budget_usd", "--budget-usd", "stop before the run would spend more"),
     Flag("budget_tokens", "--budget-tokens", "stop before the run would use more tokens"),

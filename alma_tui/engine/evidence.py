@@ -10,6 +10,7 @@ from typing import Any
 
 from alma_tui.design_api import Episode as ApiEpisode
 from alma_tui.design_api import Query
+from alma_tui.engine.archive import compare_tasks
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import STOPS
 from alma_tui.engine.evaluator import synthetic_episodes
@@ -42,7 +43,11 @@ class Evidence:
                 )
             return self._vdata
 
-    def parent_info(self, parent: Design) -> ParentInfo:
+    def parent_info(self, parent: Design, iteration: int | None = None) -> ParentInfo:
+        """What the meta agent sees about ``parent`` for a child of ``iteration``: only designs of
+        earlier iterations are offered as ANOTHER ARCHIVED DESIGN, so a sibling that happens to
+        finish first (children run concurrently) never changes what a child is written from,
+        and a resumed search writes the same child."""
         ctx = self.ctx
         episodes = self.sample_episodes(parent.id)
         prev_suggestion = None
@@ -74,19 +79,63 @@ class Evidence:
             domain_name=ctx.domain.name,
             domain_description=getattr(ctx.domain, "instructions", ""),
             example_episode=self.example_episode(),
-            other_design=self.other_design(parent),
+            other_design=self.other_design(parent, iteration),
         )
 
-    def other_design(self, parent: Design) -> dict[str, Any] | None:
-        """The best accepted design that is neither the parent nor its ancestor, so the
-        writer can combine mechanisms of two lines of the archive (None when there is none)."""
+    def merge_info(self, parent: Design, second: Design, iteration: int | None = None) -> ParentInfo:
+        """What a merge child's writer sees: the first parent as usual, plus the second parent's
+        code and evaluation and, per search task, both parents' mean rewards and who is better."""
+        info = self.parent_info(parent, iteration)
+        other = self.parent_info(second, iteration)
+        other.other_design = None
+        table = self.ctx.store.task_table([parent.id, second.id])
+        diff = compare_tasks(table, parent.id, second.id)
+        goals = {e["task_id"]: e["goal"] for e in info.episodes + other.episodes if e.get("goal")}
+        for row in self.ctx.store.last_episodes(parent.id, "deployment"):
+            goals.setdefault(row.task_id, row.goal)
+        a, b = table.get(parent.id, {}), table.get(second.id, {})
+        tasks = [
+            {
+                "task_id": t,
+                "goal": goals.get(t, ""),
+                "first": round(a[t], 3),
+                "second": round(b[t], 3),
+                "better": "first" if t in diff["a_better"] else "second" if t in diff["b_better"] else "tie",
+            }
+            for t in sorted(set(a) & set(b))
+        ]
+        info.other_design = None
+        info.second_parent = other
+        info.comparison = {
+            "first": parent.id,
+            "second": second.id,
+            "first_score": parent.score,
+            "second_score": second.score,
+            "first_better": len(diff["a_better"]),
+            "second_better": len(diff["b_better"]),
+            "tied": len(diff["tied"]),
+            "tasks": tasks,
+        }
+        return info
+
+    def other_design(self, parent: Design, iteration: int | None = None) -> dict[str, Any] | None:
+        """The best accepted design of an iteration before ``iteration`` that is neither the parent
+        nor its ancestor, so the writer can combine mechanisms of two lines of the archive (None
+        when there is none)."""
         ancestors = {parent.id}
         by_id = {d.id: d for d in self.ctx.store.designs()}
         cur = parent
         while cur.parent_id and cur.parent_id in by_id and cur.parent_id not in ancestors:
             ancestors.add(cur.parent_id)
             cur = by_id[cur.parent_id]
-        others = [d for d in by_id.values() if d.status == "accepted" and d.score is not None and d.id not in ancestors]
+        others = [
+            d
+            for d in by_id.values()
+            if d.status == "accepted"
+            and d.score is not None
+            and d.id not in ancestors
+            and (iteration is None or d.iteration < iteration)
+        ]
         if not others:
             return None
         o = max(others, key=lambda d: (d.score or 0.0, -d.seq))

@@ -16,7 +16,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from alma_tui.designs import BUILTIN, builtin_source
-from alma_tui.engine.archive import Candidate, iteration_rng, probabilities, select_parents
+from alma_tui.engine.archive import (
+    Candidate,
+    choose_parents,
+    describe_choice,
+    distribution,
+    iteration_rng,
+    merge_partners,
+    merge_rng,
+)
 from alma_tui.engine.context import RunContext
 from alma_tui.engine.control import stop_cause
 from alma_tui.engine.errors import SearchError
@@ -287,28 +295,49 @@ class Engine:
         ]
 
     def _select(self, iteration: int) -> list[Design]:
-        """Choose parents and persist their children (and visit counts) in one transaction."""
+        """Choose parents (and merge partners) and persist their children (and visit counts) in
+        one transaction. Every draw comes from RNGs keyed by (seed, iteration) and reads only the
+        store, so a search killed before this commit makes the same choices when resumed."""
         ctx, cfg = self.ctx, self.ctx.config
         cands = self._candidates()
         if not cands:
             raise SearchError("no accepted design to select a parent from")
         s0 = ctx.run_row.no_memory_score or 0.0
         params = cfg.params
-        parents = select_parents(cands, s0, iteration_rng(cfg.seed, iteration), params, cfg.selection)
-        if not parents:
+        rate = cfg.effective_merge_rate
+        table = ctx.store.task_table([c.id for c in cands]) if cfg.selection == "pareto" or rate > 0 else {}
+        choices = choose_parents(cands, s0, iteration_rng(cfg.seed, iteration), params, cfg.selection, table)
+        if not choices:
             raise SearchError("every design is vetoed; unveto one to continue")
-        probs = probabilities([c for c in cands if not c.pinned], s0, params)
-        children = ctx.store.add_children(ctx.run_id, iteration, parents)
+        parents = [c.id for c in choices]
+        seconds = merge_partners(parents, cands, merge_rng(cfg.seed, iteration), rate, table)
+        children = ctx.store.add_children(ctx.run_id, iteration, parents, seconds)
         pinned = [c.id for c in cands if c.pinned]
+        why = {c.id: c.explain() for c in choices}
+        merges = {ch.id: [p, s] for ch, p, s in zip(children, parents, seconds, strict=True) if s}
+        by_id = {c.id: c for c in cands}
+        for first, second in merges.values():
+            if second not in why:  # a partner that was not drawn itself: why it was taken
+                c = by_id[second]
+                why[second] = {"why": f"merge partner of {first}", "score": round(c.score, 4), "visits": c.visits}
+        lines = [describe_choice(c) for c in choices]
+        lines += [f"{cid}: merge of {a} and {b} (merge rate {rate:g})" for cid, (a, b) in merges.items()]
         ctx.emit(
             "selection",
             f"iteration {iteration}: parents {', '.join(parents)}"
-            + (f" (pinned: {', '.join(pinned)})" if pinned else ""),
+            + (f" (pinned: {', '.join(pinned)})" if pinned else "")
+            + "".join(f"\n  {line}" for line in lines),
             flush=True,
             iteration=iteration,
             parents=parents,
-            probabilities=probs,
+            probabilities=distribution(cands, s0, params, cfg.selection, table),
+            why=why,
+            merges=merges,
+            merge_rate=rate,
             mode=cfg.selection,
-            formula=params.describe(),
+            formula={
+                "greedy": "the best designs by mean score",
+                "pareto": params.describe_pareto(),
+            }.get(cfg.selection, params.describe()),
         )
         return children

@@ -89,6 +89,10 @@ class ParentInfo:
     )
     # a second archived design the writer may combine with the parent: {design_id, title, score, code}
     other_design: dict[str, Any] | None = None
+    # a merge child's second parent (its code and evaluation) and the per-task comparison of the
+    # two ({"tasks": [...], "first_better": [...], "second_better": [...], "tied": [...]})
+    second_parent: ParentInfo | None = None
+    comparison: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -575,6 +579,15 @@ class MetaAgent:
         raw = self.complete(messages)
         code = extract_code(raw)
         title = extract_title(raw, code, fallback=analysis.title_hint or "child design")
+        return title, code, raw
+
+    def merge(self, parent: ParentInfo, analysis: Analysis) -> tuple[str, str, str]:
+        """(title, code, raw answer) of a child combining ``parent`` and ``parent.second_parent``."""
+        text = analysis.text if analysis.unstructured else analysis.model_dump_json(indent=1)
+        messages = prompts.merge_messages(parent, text, self.seed, unstructured=analysis.unstructured)
+        raw = self.complete(messages)
+        code = extract_code(raw)
+        title = extract_title(raw, code, fallback=analysis.title_hint or "merged design")
         return title, code, raw
 
     def repair(self, parent: ParentInfo, code: str, error: str) -> tuple[str, str, str]:

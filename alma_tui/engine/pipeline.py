@@ -84,7 +84,13 @@ class DesignPipeline:
         if parent is None:
             return self.reject(d, f"parent {d.parent_id} is missing from the archive")
         meta = MetaAgent(self.calls.meta_complete(d.id), seed=ctx.config.seed + d.seq)
-        info = self.evidence.parent_info(parent)
+        second = ctx.store.get_design(d.second_parent_id) if d.second_parent_id else None
+        if d.second_parent_id and second is None:
+            return self.reject(d, f"second parent {d.second_parent_id} is missing from the archive")
+        if second is not None:
+            info = self.evidence.merge_info(parent, second, d.iteration)
+        else:
+            info = self.evidence.parent_info(parent, d.iteration)
         if not d.analysis_json:
             ctx.emit("design.analyzing", f"{d.id}: analyzing parent {parent.id}", d.id, parent=parent.id)
             try:
@@ -106,11 +112,15 @@ class DesignPipeline:
             self.steering.hints_used(d.id)
         if not d.code:
             analysis = Analysis.model_validate_json(d.analysis_json or "{}")
-            ctx.emit("design.writing", f"{d.id}: writing code", d.id)
+            what = f"merging {parent.id} and {second.id}" if second else "writing code"
+            ctx.emit("design.writing", f"{d.id}: {what}", d.id)
             asked = info
             for attempt in range(MAX_DUPLICATE_ASKS + 1):
                 try:
-                    title, code, _raw = meta.write(asked, analysis)
+                    if second is not None:
+                        title, code, _raw = meta.merge(asked, analysis)
+                    else:
+                        title, code, _raw = meta.write(asked, analysis)
                 except MetaAgentError as exc:
                     return self.reject(d, f"meta agent failed: {exc}")
                 twin = find_duplicate(ctx.store, d.id, code)
@@ -138,7 +148,14 @@ class DesignPipeline:
                 d = ctx.store.update_design(d.id, duplicate_of=twin)
                 return self.reject(d, f"duplicate of {twin} (the same normalised code, {MAX_DUPLICATE_ASKS + 1} times)")
             d = ctx.store.update_design(d.id, title=sanitize(title, newlines=False)[:120], code=code, status="proposed")
-            ctx.emit("design.proposed", f"{d.id}: {d.title}", d.id, parent=parent.id, flush=True)
+            ctx.emit(
+                "design.proposed",
+                f"{d.id}: {d.title}" + (f" (merge of {parent.id} and {second.id})" if second else ""),
+                d.id,
+                parent=parent.id,
+                parents=[parent.id, second.id] if second else [parent.id],
+                flush=True,
+            )
         return d
 
     # -- validation and repair ------------------------------------------------------------------
@@ -222,7 +239,7 @@ class DesignPipeline:
         ctx = self.ctx
         meta = MetaAgent(self.calls.meta_complete(d.id), seed=ctx.config.seed + d.seq + 1000 * attempt)
         try:
-            title, new_code, _raw = meta.repair(self.evidence.parent_info(parent), code, error)
+            title, new_code, _raw = meta.repair(self.evidence.parent_info(parent, d.iteration), code, error)
         except MetaAgentError as exc:
             ctx.emit(
                 "design.repair",

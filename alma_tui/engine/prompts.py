@@ -31,11 +31,12 @@ import random
 import re
 from typing import Any, Protocol
 
-PROMPT_VERSION = "2026.2"
+PROMPT_VERSION = "2026.3"
 
 TASK_ANALYZE = "analyze"
 TASK_WRITE = "write"
 TASK_REPAIR = "repair"
+TASK_MERGE = "merge"
 
 # Section names (the header text after "### "). Kept as constants so the
 # offline meta agent and the tests never drift from the prompt builder.
@@ -53,6 +54,9 @@ S_INSTRUCTIONS = "INSTRUCTIONS"
 S_EXAMPLES = "EXAMPLE DESIGNS"
 S_EXAMPLE_EPISODE = "EXAMPLE EPISODE"
 S_OTHER_DESIGN = "ANOTHER ARCHIVED DESIGN"
+S_SECOND_CODE = "SECOND PARENT CODE"
+S_SECOND_EVALUATION = "SECOND PARENT EVALUATION"
+S_COMPARISON = "PER-TASK COMPARISON"
 
 #: Built-in designs shown to the model as worked examples of the API (write/repair).
 EXAMPLE_DESIGNS = ("trajectory_retrieval", "dynamic_cheatsheet")
@@ -81,6 +85,9 @@ _SECTION_NAMES = (
     "EXAMPLE DESIGNS",
     "EXAMPLE EPISODE",
     "ANOTHER ARCHIVED DESIGN",
+    "SECOND PARENT CODE",
+    "SECOND PARENT EVALUATION",
+    "PER-TASK COMPARISON",
 )
 # Only known section names count as headers, so a "### comment" inside quoted
 # code can never split a section.
@@ -368,6 +375,57 @@ TITLE: <3-8 word title>
 <the full module>
 ```
 """
+
+
+MERGE_INSTRUCTIONS = """\
+Write ONE child design that combines the two parents' strengths. PARENT CODE
+and PARENT EVALUATION are the first parent; SECOND PARENT CODE and SECOND PARENT
+EVALUATION the second; PER-TASK COMPARISON lists, per search task, each parent's
+mean reward and which is better. Start from the parent that is better on more
+tasks, find the mechanism that makes the other parent win its tasks (read its
+code and the goals of those tasks), and bring that mechanism in without losing
+what the first does well. The ANALYSIS of the first parent may help. Follow every
+rule in DESIGN API; explain in the module docstring which mechanism came from
+which parent and why. USER HINTS, if any, come from the human steering the
+search: follow them.
+Answer format, exactly:
+TITLE: <3-8 word title>
+```python
+<the full module>
+```
+"""
+
+SYSTEM_MERGE = """\
+You are the meta agent of ALMA, merging two memory designs found by the search
+into one. You read both designs' code and evaluations and where each is better,
+and write one complete Python module that keeps the strengths of both.
+"""
+
+
+def merge_sections(parent: ParentLike, seed: int) -> list[str]:
+    """The second parent's code and evaluation and the per-task comparison (merge children only)."""
+    second = getattr(parent, "second_parent", None)
+    if second is None:
+        return []
+    comparison = getattr(parent, "comparison", None) or {}
+    return [
+        _section(S_SECOND_CODE, _fenced(_truncate(second.code, MAX_CODE_CHARS))),
+        _section(S_SECOND_EVALUATION, _fenced(evaluation_json(second, seed), "json")),
+        _section(S_COMPARISON, _fenced(json.dumps(comparison, indent=1, ensure_ascii=False), "json")),
+    ]
+
+
+def merge_messages(
+    parent: ParentLike, analysis_json: str, seed: int = 0, unstructured: bool = False
+) -> list[dict[str, Any]]:
+    """Chat messages asking for one module combining ``parent`` and ``parent.second_parent``."""
+    stable = _stable_sections(parent)
+    stable.append(_section(S_EXAMPLES, example_designs()))
+    stable.append(_section(S_INSTRUCTIONS, MERGE_INSTRUCTIONS))
+    variable = _parent_sections(parent, seed) + merge_sections(parent, seed)
+    tag = "text" if unstructured else "json"
+    variable.append(_section(S_ANALYSIS, _fenced(analysis_json, tag)))
+    return _messages(SYSTEM_MERGE, TASK_MERGE, stable, variable)
 
 
 def _messages(system: str, task: str, stable: list[str], variable: list[str]) -> list[dict[str, Any]]:

@@ -59,6 +59,7 @@ def commit_info(d: Design, run: Run | None) -> CommitInfo:
     meta: dict[str, Any] = {
         "id": d.id,
         "parent": d.parent_id,
+        "parents": [p for p in (d.parent_id, d.second_parent_id) if p],
         "title": d.title,
         "score": d.score,
         "score_se": d.score_se,
@@ -82,6 +83,7 @@ def commit_info(d: Design, run: Run | None) -> CommitInfo:
     trailers = {
         "Design-Id": d.id,
         "Parent-Design": d.parent_id or "none",
+        **({"Second-Parent-Design": d.second_parent_id} if d.second_parent_id else {}),
         "Score": f"{d.score:.4f}" if d.score is not None else "none",
         "Domain": domain,
         "Agent-Model": agent_model,
@@ -152,7 +154,8 @@ def reconcile(store: Any, lineage: Lineage, run: Run | None, *, rebuild: bool = 
             del tags[did]
     commits: dict[str, str] = {}
     for d in accepted:
-        parent_commit = commits.get(d.parent_id) if d.parent_id else None
+        # a merge design's commit has both parents' commits (in order) as its git parents
+        parent_commit = [commits[p] for p in (d.parent_id, d.second_parent_id) if p and p in commits]
         tag = tags.get(d.id)
         why = lineage.mismatch(tag, d.code, parent_commit) if tag is not None else None
         if why is not None:
@@ -242,15 +245,23 @@ def _import(store: Any, lineage: Lineage, tags: dict[str, str]) -> list[str]:
             continue
         seq = _seq_key(did)[0] if _seq_key(did)[0] < 10**9 else store.next_design_seq()
         parent = meta.get("parent")
+        parents = lineage.parents_of(sha)
+        by_commit = {c: p for p, c in lineage.design_tags().items()}
         if parent is None:
-            parents = lineage.parents_of(sha)
-            parent = next((p for p, c in lineage.design_tags().items() if parents and c == parents[0]), None)
+            parent = by_commit.get(parents[0]) if parents else None
+        listed = meta.get("parents")
+        second = (
+            listed[1]
+            if isinstance(listed, list) and len(listed) > 1
+            else (by_commit.get(parents[1]) if len(parents) > 1 else None)
+        )
         analysis = lineage.read_file(sha, "ANALYSIS.md")
         d = Design(
             id=did,
             run_id=run.id if run is not None and run.id is not None else 1,
             seq=seq,
             parent_id=parent,
+            second_parent_id=second,
             iteration=int(meta.get("iteration") or 0),
             origin=str(meta.get("origin") or ("builtin" if parent is None else "meta")),
             title=str(meta.get("title") or did),
@@ -270,8 +281,9 @@ def _import(store: Any, lineage: Lineage, tags: dict[str, str]) -> list[str]:
         actions.append(f"{did}: restored from design/{did} ({sha[:8]}), parent {parent or 'none'}, {score}")
     children: dict[str, int] = {}
     for d in store.designs():
-        if d.parent_id:
-            children[d.parent_id] = children.get(d.parent_id, 0) + 1
+        for p in (d.parent_id, d.second_parent_id):
+            if p:
+                children[p] = children.get(p, 0) + 1
     for did in tags:  # a parent is visited once per child (rejected children are lost: a lower bound)
         if children.get(did) and store.get_design(did) is not None:
             store.update_design(did, visits=children[did])

@@ -40,13 +40,16 @@ class Committer:
         self._best_note = ""  # the last note about the best branch, said once
 
     def commit(self, d: Design) -> str:
-        """Commit a design (its parent first, if a crash left that one uncommitted)."""
+        """Commit a design (its parents first, if a crash left one uncommitted); a merge child's
+        commit has both parents' commits as its git parents, the first parent first."""
         store = self.ctx.store
-        parent = store.get_design(d.parent_id) if d.parent_id else None
-        parent_commit = parent.commit if parent is not None else None
-        if parent is not None and not parent_commit:
-            parent_commit = self.commit(parent)
-        commit = self.ctx.lineage.commit_design(commit_info(d, self.ctx.run_row), parent_commit)
+        parent_commits: list[str] = []
+        for pid in (d.parent_id, d.second_parent_id):
+            parent = store.get_design(pid) if pid else None
+            if parent is None:
+                continue
+            parent_commits.append(parent.commit or self.commit(parent))
+        commit = self.ctx.lineage.commit_design(commit_info(d, self.ctx.run_row), parent_commits)
         store.update_design(d.id, commit=commit)
         return commit
 

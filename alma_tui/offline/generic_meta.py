@@ -27,18 +27,21 @@ from typing import Any
 
 from alma_tui.engine.prompts import (
     S_ANALYSIS,
+    S_COMPARISON,
     S_FAILING_CODE,
     S_PARENT_CODE,
     S_PARENT_EVALUATION,
     S_PREVIOUS_SUGGESTION,
+    S_SECOND_CODE,
     S_USER_HINTS,
     TASK_ANALYZE,
+    TASK_MERGE,
     TASK_REPAIR,
     TASK_WRITE,
 )
 from alma_tui.offline import generic_designs as gd
 
-__all__ = ["HOUSEHOLD_DOMAINS", "OPERATORS", "analyze", "operators_for", "repair", "respond", "write"]
+__all__ = ["HOUSEHOLD_DOMAINS", "OPERATORS", "analyze", "merge", "operators_for", "repair", "respond", "write"]
 
 #: domains whose text the household mechanisms (alma_tui.offline.mechanisms) were written for
 HOUSEHOLD_DOMAINS = ("household", "alfworld")
@@ -287,12 +290,53 @@ def repair(sections: dict[str, str], seed: int) -> str:
     return f"TITLE: {title}\n```python\n{gd.render(genome, title, 'repaired after a validation error')}```\n"
 
 
+_STORE_RANK = {"none": 0, "episodes": 1, "digest": 2}
+_FLAGS = ("sightings", "map", "failures")
+
+
+def merge(sections: dict[str, str], seed: int) -> str:
+    """One generic module combining two parents, guided by where each is better.
+
+    The base is the parent better on more search tasks (ties: the higher mean); the other
+    is the donor. When the donor wins any task its memory is worth keeping: the richer store
+    of the two (a digest holds what whole episodes hold), the donor's extra facts (sightings,
+    map, failed actions) and the larger recall. When it wins none, only the store is taken,
+    so a merge never loses what the better parent remembers."""
+    first_code, second_code = sections.get(S_PARENT_CODE, ""), sections.get(S_SECOND_CODE, "")
+    genomes = (gd.genome_from_code(first_code), gd.genome_from_code(second_code))
+    comp = _load(sections.get(S_COMPARISON, ""))
+    ids = (str(comp.get("first") or _parent_id(sections)), str(comp.get("second") or "second"))
+    wins = (int(comp.get("first_better") or 0), int(comp.get("second_better") or 0))
+    scores = (float(comp.get("first_score") or 0.0), float(comp.get("second_score") or 0.0))
+    b, d = (0, 1) if (wins[0], scores[0]) >= (wins[1], scores[1]) else (1, 0)
+    base, donor = genomes[b], genomes[d]
+    child, taken = dict(base), []
+    if _STORE_RANK[donor["store"]] > _STORE_RANK[base["store"]]:
+        child["store"] = donor["store"]
+        taken.append(f"store={donor['store']}")
+    if wins[d] > 0:
+        for flag in _FLAGS:
+            if donor[flag] and not base[flag]:
+                child[flag] = True
+                taken.append(flag)
+        for key in ("top_k", "steps", "char_budget"):
+            if donor[key] > base[key]:
+                child[key] = donor[key]
+                taken.append(f"{key}={donor[key]}")
+    child = gd.normalise(child)
+    title = gd.default_title(child)
+    lineage = f"merge of {ids[b]} (base) and {ids[d]}; taken: {', '.join(taken) or 'nothing'}"
+    return f"TITLE: {title}\n```python\n{gd.render(child, title, lineage)}```\n"
+
+
 def respond(task: str, sections: dict[str, str], seed: int) -> str:
-    """Answer an analyze / write / repair prompt of a non-household domain."""
+    """Answer an analyze / write / merge / repair prompt of a non-household domain."""
     if task == TASK_ANALYZE:
         return json.dumps(analyze(sections, seed), indent=1)
     if task == TASK_WRITE:
         return write(sections, seed)
     if task == TASK_REPAIR:
         return repair(sections, seed)
-    return "offline/meta only answers the meta agent's analyze / write / repair prompts."
+    if task == TASK_MERGE:
+        return merge(sections, seed)
+    return "offline/meta only answers the meta agent's analyze / write / merge / repair prompts."

@@ -13,7 +13,11 @@ answers them for real, without a network:
   keywords), and renders a readable module (:mod:`alma_tui.offline.mechanisms`). About one
   first draft in ten carries a realistic bug (NameError, KeyError on an unseen
   key) so the engine's repair path runs in ordinary searches;
-- **repair**: regenerates the failing module's genome without the bug.
+- **repair**: regenerates the failing module's genome without the bug;
+- **merge**: combines two parents' genomes using the PER-TASK COMPARISON: the parent
+  better on more tasks is the base, and the other's mechanisms that explain the tasks
+  it wins (tools for clean/heat/cool chores, plurals for two-object chores, ...) are
+  brought in (:func:`merge`).
 
 Everything is a pure function of the prompt and the seed.
 """
@@ -28,14 +32,17 @@ from typing import Any
 
 from alma_tui.engine.prompts import (
     S_ANALYSIS,
+    S_COMPARISON,
     S_DOMAIN,
     S_FAILING_CODE,
     S_OTHER_DESIGN,
     S_PARENT_CODE,
     S_PARENT_EVALUATION,
     S_PREVIOUS_SUGGESTION,
+    S_SECOND_CODE,
     S_USER_HINTS,
     TASK_ANALYZE,
+    TASK_MERGE,
     TASK_REPAIR,
     TASK_WRITE,
     parse_prompt,
@@ -46,7 +53,7 @@ from alma_tui.offline.evidence import classify as ev_classify
 from alma_tui.offline.generic_meta import HOUSEHOLD_DOMAINS
 from alma_tui.offline.generic_meta import respond as generic_respond
 
-__all__ = ["BUG_RATE", "analyze", "repair", "respond", "write"]
+__all__ = ["BUG_RATE", "analyze", "merge", "repair", "respond", "write"]
 
 BUG_RATE = 0.10
 
@@ -288,6 +295,82 @@ def write(sections: dict[str, str], seed: int) -> str:
     return f"TITLE: {title}\n```python\n{dm.render(child, title, lineage, bug)}```\n"
 
 
+#: mechanism -> (genome key, the value that does more, what in a task's goal it helps with)
+_MERGEABLE: dict[str, tuple[str, Any, re.Pattern[str] | None]] = {
+    "tools": ("tools", "worked", re.compile(r"\b(clean|hot|heat|cool|cold)\w*")),
+    "failures": ("failures", True, re.compile(r"\b(clean|hot|heat|cool|cold)\w*")),
+    "plurals": ("plurals", True, re.compile(r"\b(two|both|some)\b")),
+    "house": ("context", "house", None),
+    "seen": ("evidence", "seen", None),
+    "negatives": ("negatives", True, None),
+    "example": ("example", True, None),
+}
+
+
+def _comparison(text: str) -> dict[str, Any]:
+    data = _load_eval(text)
+    tasks = [t for t in data.get("tasks", []) if isinstance(t, dict)]
+    return {**data, "tasks": tasks}
+
+
+def merge(sections: dict[str, str], seed: int) -> str:
+    """One module combining two parents, guided by where each is better.
+
+    The base is the parent better on more search tasks (ties: the higher mean); the other
+    is the donor. A donor mechanism the base lacks is taken when the goals of the tasks the
+    donor wins call for it (tools for clean/heat/cool chores, plurals for two-object
+    chores), and the general ones (per-house counts, sightings, absences) when the donor
+    wins any task; with stores of different kinds only the fact store can carry facts, so
+    the fact-based parent is the base. A merge that would equal a parent, or a draft the
+    engine called a duplicate, also follows the ANALYSIS' top suggestion."""
+    first_code, second_code = sections.get(S_PARENT_CODE, ""), sections.get(S_SECOND_CODE, "")
+    first, second = dm.genome_from_code(first_code), dm.genome_from_code(second_code)
+    comp = _comparison(sections.get(S_COMPARISON, ""))
+    ids = (str(comp.get("first") or _parent_id(sections)), str(comp.get("second") or "second"))
+    wins = (int(comp.get("first_better") or 0), int(comp.get("second_better") or 0))
+    scores = (float(comp.get("first_score") or 0.0), float(comp.get("second_score") or 0.0))
+    order = (0, 1) if (wins[0], scores[0]) >= (wins[1], scores[1]) else (1, 0)
+    genomes = (first, second)
+    if (first["store"] == "facts") != (second["store"] == "facts"):  # facts carry the mechanisms
+        order = (0, 1) if first["store"] == "facts" else (1, 0)
+    base, donor = genomes[order[0]], genomes[order[1]]
+    base_id, donor_id = ids[order[0]], ids[order[1]]
+    donor_side = ("first", "second")[order[1]]
+    donor_goals = [str(t.get("goal", "")).lower() for t in comp["tasks"] if t.get("better") == donor_side]
+    hints = sections.get(S_USER_HINTS, "")
+    rng = _rng("merge", seed, first_code, second_code, sections.get(S_COMPARISON, ""), hints)
+    child = dict(base)
+    taken: list[str] = []
+    if base["store"] == "facts" and donor["store"] == "facts":
+        for name, (key, value, goal_re) in _MERGEABLE.items():
+            if donor[key] != value or base[key] == value:
+                continue
+            evidence = any(goal_re.search(g) for g in donor_goals) if goal_re is not None else bool(donor_goals)
+            if evidence or rng.random() < 0.25:
+                child[key] = value
+                taken.append(name)
+    elif base["store"] == donor["store"]:  # two episode stores: the donor's retrieval settings
+        for key in ("source", "similarity", "object_filter", "rank"):
+            if donor[key] != base[key] and (donor_goals or rng.random() < 0.5):
+                child[key] = donor[key]
+                taken.append(key)
+    child = dm.normalise(child)
+    redo = len(re.findall(r"duplicated archived design", hints))
+    ops: list[str] = []
+    if child in (dm.normalise(first), dm.normalise(second)) or redo:
+        suggestions = sorted(_suggestions(sections.get(S_ANALYSIS, "")))[redo:]
+        child, ops = dm.mutate(child, suggestions, rng)
+    note = (
+        f"merge of {ids[0]} and {ids[1]}; base {base_id} (better on {max(wins)} tasks), "
+        f"from {donor_id}: {', '.join(taken) or 'nothing it lacks'}"
+        + (f" (the tasks {donor_id} wins: {len(donor_goals)})" if donor_goals else "")
+        + (f"; operators: {', '.join(ops)}" if ops else "")
+    )
+    bug = rng.choice(dm.BUGS) if rng.random() < BUG_RATE and child["store"] != "none" else None
+    title = dm.default_title(child)
+    return f"TITLE: {title}\n```python\n{dm.render(child, title, note, bug)}```\n"
+
+
 def repair(sections: dict[str, str], seed: int) -> str:
     """Regenerate the failing module from its own genome, without the bug.
 
@@ -321,4 +404,6 @@ def respond(messages: list[dict], seed: int) -> str:
         return write(sections, seed)
     if task == TASK_REPAIR:
         return repair(sections, seed)
-    return "offline/meta only answers the meta agent's analyze / write / repair prompts."
+    if task == TASK_MERGE:
+        return merge(sections, seed)
+    return "offline/meta only answers the meta agent's analyze / write / merge / repair prompts."

@@ -248,26 +248,41 @@ class Store:
             s.refresh(d)
             return d
 
-    def add_children(self, run_id: int, iteration: int, parent_ids: Sequence[str]) -> list[Design]:
+    def add_children(
+        self,
+        run_id: int,
+        iteration: int,
+        parent_ids: Sequence[str],
+        second_parents: Sequence[str | None] = (),
+    ) -> list[Design]:
         """One child per parent (in order), and each parent's visit count, in one transaction:
-        a search killed after selection resumes with exactly these children."""
+        a search killed after selection resumes with exactly these children. ``second_parents``
+        (aligned with ``parent_ids``) makes a child a merge of two designs; both are visited."""
         children: list[Design] = []
+        seconds = list(second_parents) + [None] * (len(parent_ids) - len(second_parents))
         with self.session() as s:
             seq = self.next_design_seq()
-            for pid in parent_ids:
+            for pid, second in zip(parent_ids, seconds, strict=True):
                 parent = s.get(Design, pid)
                 if parent is None:
                     raise StoreError(f"unknown design {pid}")
                 parent.visits += 1
                 s.add(parent)
+                if second is not None:
+                    other = s.get(Design, second)
+                    if other is None:
+                        raise StoreError(f"unknown design {second}")
+                    other.visits += 1
+                    s.add(other)
                 child = Design(
                     id=f"d{seq:03d}",
                     run_id=run_id,
                     seq=seq,
                     parent_id=pid,
+                    second_parent_id=second,
                     iteration=iteration,
                     origin="meta",
-                    title=f"child of {pid}",
+                    title=f"merge of {pid} and {second}" if second else f"child of {pid}",
                 )
                 s.add(child)
                 children.append(child)
@@ -345,6 +360,25 @@ class Store:
                 return []
             q = select(EpisodeRow).where(EpisodeRow.evaluation_id == ev.id, EpisodeRow.phase == phase)
             return list(s.exec(q).all())
+
+    def task_table(self, design_ids: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+        """Design id -> search task -> mean deployment reward over the runs of the design's
+        last finished search evaluation: what Pareto selection and merges compare."""
+        sql = (
+            "SELECT ev.design_id, ep.task_id, AVG(ep.score) FROM episode ep "
+            "JOIN evaluation ev ON ep.evaluation_id = ev.id "
+            "WHERE ep.phase = 'deployment' AND ev.kind = 'search' AND ev.status = 'done' "
+            "AND ev.id = (SELECT MAX(e2.id) FROM evaluation e2 WHERE e2.design_id = ev.design_id "
+            "AND e2.kind = 'search' AND e2.status = 'done') "
+            "GROUP BY ev.design_id, ep.task_id"
+        )
+        wanted = set(design_ids) if design_ids is not None else None
+        out: dict[str, dict[str, float]] = {}
+        with self.session() as s:
+            for did, task, mean in s.connection().exec_driver_sql(sql).fetchall():
+                if wanted is None or did in wanted:
+                    out.setdefault(str(did), {})[str(task)] = float(mean or 0.0)
+        return out
 
     def accept_design(
         self,

@@ -42,6 +42,8 @@ class Design(SQLModel, table=True):
     run_id: int = Field(foreign_key="run.id", index=True)
     seq: int = Field(index=True)
     parent_id: str | None = Field(default=None, index=True)
+    # a merge child's other parent (its lineage commit is a git merge of both designs' commits)
+    second_parent_id: str | None = None
     iteration: int = 0
     origin: str = "meta"  # builtin | meta | user
     title: str = ""

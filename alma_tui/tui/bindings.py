@@ -48,6 +48,14 @@ MAIN_KEYS: tuple[Key, ...] = (
         tooltip="Continue a finished or stopped search: more iterations or a larger budget",
     ),
     Key("alma.git", "g", "git", "Git", tooltip="git log / show of the selected design"),
+    # shown only while a merge design (two parents) is selected
+    Key(
+        "alma.diff_parent",
+        "d",
+        "diff_parent",
+        "Diff other parent",
+        tooltip="Diff a merge design against its other parent",
+    ),
     Key("alma.best", "b", "best", "Best", tooltip="Jump to the best design"),
     Key("alma.follow", "n", "follow", "Newest", tooltip="Follow the newest design"),
     Key("alma.scope", "l", "toggle_scope", "Log scope", tooltip="Log: selected design or all"),
@@ -85,7 +93,7 @@ def to_bindings(keys: tuple[Key, ...]) -> list[BindingType]:
 
 # left out of the footer at <= 100 columns (the keys still work; the palette lists them)
 WIDE_ONLY: frozenset[str] = frozenset(
-    {"alma.git", "alma.best", "alma.follow", "alma.scope", "alma.filter", "alma.zoom"}
+    {"alma.git", "alma.best", "alma.follow", "alma.scope", "alma.filter", "alma.zoom", "alma.diff_parent"}
 )
 
 KEY_IDS: frozenset[str] = frozenset(k.id for k in (*MAIN_KEYS, *APP_KEYS))

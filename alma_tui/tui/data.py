@@ -172,9 +172,31 @@ def _test_scores(db: Reader, design_id: str | None = None) -> dict[str, tuple[fl
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def _second_parents(db: Reader, design_id: str | None = None) -> dict[str, str]:
+    """Merge designs' second parents by design id; empty for a store written before merges."""
+    sql = "SELECT id, second_parent_id FROM design WHERE second_parent_id IS NOT NULL"
+    try:
+        rows = db.rows(sql + " AND id = ?", (design_id,)) if design_id else db.rows(sql)
+    except sqlite3.OperationalError:  # no such column: an older store, not yet upgraded
+        return {}
+    return {r[0]: r[1] for r in rows}
+
+
+def _chosen_because(db: Reader, iteration: int) -> dict[str, dict[str, Any]]:
+    """The reasons the selection of ``iteration`` gave for each parent (its last selection event)."""
+    rows = db.rows("SELECT data_json FROM event WHERE kind = 'selection' ORDER BY id DESC LIMIT 200")
+    for (raw,) in rows:
+        data = _loads(raw, {})
+        if isinstance(data, dict) and data.get("iteration") == iteration:
+            why = data.get("why")
+            return {str(k): v for k, v in why.items() if isinstance(v, dict)} if isinstance(why, dict) else {}
+    return {}
+
+
 def read_designs(db: Reader) -> list[DesignRow]:
     rows = db.rows(f"SELECT {_DESIGN_COLS} FROM design ORDER BY seq")
     tests = _test_scores(db)
+    seconds = _second_parents(db)
     return [
         DesignRow(
             id=r[0],
@@ -195,6 +217,7 @@ def read_designs(db: Reader) -> list[DesignRow]:
             tokens=r[15] or 0,
             cost_usd=float(r[16] or 0.0),
             test_score=tests.get(r[0], (None, None))[0],
+            second_parent_id=seconds.get(r[0]),
         )
         for r in rows
     ]
@@ -329,6 +352,9 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
             analysis_raw, memory_json, tokens, cost_usd,
         )  = d  # fmt: skip
         parent = db.one("SELECT code, title, score FROM design WHERE id = ?", (parent_id,)) if parent_id else None
+        second_id = _second_parents(db, design_id).get(design_id)
+        second = db.one("SELECT code, title, score FROM design WHERE id = ?", (second_id,)) if second_id else None
+        chosen = _chosen_because(db, iteration) if parent_id else {}
         ev = db.one(
             "SELECT id, status, score, score_se, run_scores_json, error, wall_s FROM evaluation "
             "WHERE design_id = ? AND kind != 'test' ORDER BY id DESC LIMIT 1",
@@ -390,6 +416,11 @@ def read_detail(db: Reader, design_id: str) -> DesignDetail | None:
         no_memory_score=run[0] if run else None,
         test_score=test_score,
         test_score_se=test_se,
+        second_parent_id=second_id,
+        second_parent_code=sanitize(second[0] or "") if second else None,
+        second_parent_title=sanitize(second[1] or "", newlines=False) if second else None,
+        second_parent_score=second[2] if second else None,
+        chosen_because=_clean({k: v for k, v in chosen.items() if k in (parent_id, second_id)}),
     )
 
 

@@ -30,6 +30,7 @@ MARK_REJECTED = "✗"
 MARK_PINNED = "⚑"
 MARK_VETOED = "⊘"
 MARK_BEST = "★"
+MARK_MERGE = "⊕"  # a design written from two parents; the second parent's id follows
 
 C_GOOD = "#7bd88f"
 C_BAD = "#fc618d"
@@ -138,6 +139,10 @@ def design_label(
         id_style += " strike"
     t.append(d.id, style=id_style)
     t.append(" ")
+    if d.second_parent_id:  # shown under its first parent; the mark names the other one
+        merge = f"{MARK_MERGE}{d.second_parent_id} "
+        t.append(merge, style=f"bold {C_INFO}")
+        title_width = max(4, title_width - len(merge))
     title_style = "" if d.status != "rejected" else f"{C_DIM} italic"
     if d.origin == "builtin":
         title_style = f"{title_style} {C_ACCENT}".strip()

@@ -52,6 +52,7 @@ class DesignRow:
     tokens: int
     cost_usd: float
     test_score: float | None = None  # held-out (test split), measured when it became the best
+    second_parent_id: str | None = None  # a merge design's other parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,13 @@ class DesignDetail:
     evaluation_wall_s: float | None = None
     evaluation_error: str | None = None
     episodes: list[EpisodeRow] = field(default_factory=list)
+    # a merge design: its other parent (the Diff tab diffs against either)
+    second_parent_id: str | None = None
+    second_parent_code: str | None = None
+    second_parent_title: str | None = None
+    second_parent_score: float | None = None
+    # why its parents were chosen: parent id -> the selection event's reasons (score, visits, ...)
+    chosen_because: dict[str, dict[str, Any]] = field(default_factory=dict)
     no_memory_score: float | None = None
     test_score: float | None = None  # held-out (test split), measured when it became the best
     test_score_se: float | None = None

@@ -191,8 +191,7 @@ class MainScreen(Screen):
             self._load_selected(event.design_id)
         else:
             self._detail_timer = self.set_timer(DETAIL_DEBOUNCE_S, partial(self._load_selected, event.design_id))
-        if first:
-            self.refresh_bindings()
+        self.refresh_bindings()  # the footer's design keys follow the selection (d: merge designs only)
 
     def _load_selected(self, design_id: str) -> None:
         self._detail_timer = None
@@ -310,6 +309,9 @@ class MainScreen(Screen):
             return not live and (self.why_not(action) is None or None)
         if action in DESIGN_ACTIONS and self.selected_row() is None:
             return None
+        if action == "diff_parent":  # in the footer only while a merge design is selected
+            row = self.selected_row()
+            return row is not None and row.second_parent_id is not None
         return True
 
     def on_key(self, event: events.Key) -> None:
@@ -455,6 +457,14 @@ class MainScreen(Screen):
 
     def action_focus_filter(self) -> None:
         self.query_one("#log-filter", Input).focus()
+
+    def action_diff_parent(self) -> None:
+        """A merge design's Diff tab: switch between its two parents."""
+        other = self.detail.switch_diff_parent()
+        if other is None:
+            self.notify("Only a merge design (two parents) has another parent to diff against.", timeout=3)
+        else:
+            self.notify(f"Diff against {other}", timeout=2)
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.cells import cell_len
@@ -70,7 +70,12 @@ def render_header(d: DesignDetail) -> Text:
         t.append(f"  held-out test {fmt_score(d.test_score)}", style=f"bold {C_ACCENT}")
     t.append(f"   {d.origin}", style=C_DIM)
     t.append(f" · iter {d.iteration}", style=C_DIM)
-    if d.parent_id:
+    if d.parent_id and d.second_parent_id:
+        t.append(" · merge of ", style=C_DIM)
+        t.append(d.parent_id, style=f"bold {C_INFO}")
+        t.append(" + ", style=C_DIM)
+        t.append(d.second_parent_id, style=f"bold {C_INFO}")
+    elif d.parent_id:
         t.append(" · parent ", style=C_DIM)
         t.append(d.parent_id, style=f"bold {C_INFO}")
     if d.repairs:
@@ -83,7 +88,37 @@ def render_header(d: DesignDetail) -> Text:
     return t
 
 
-def render_diff_tab(d: DesignDetail) -> RenderableType:
+def chosen_line(d: DesignDetail) -> Text:
+    """Why the parents were chosen, as the selection event said (score, visits, tasks led)."""
+    t = Text()
+    for pid in (d.parent_id, d.second_parent_id):
+        why = d.chosen_because.get(pid or "")
+        if not why:
+            continue
+        parts = [str(why.get("why", ""))]
+        if why.get("tasks_led"):
+            parts.append(f"leads {why['tasks_led']} tasks (credit {float(why.get('credit', 0)):.2f})")
+        if isinstance(why.get("score"), int | float):
+            parts.append(f"score {why['score']:.3f}")
+        parts.append(f"visits {why.get('visits', 0)}")
+        if isinstance(why.get("p"), int | float):
+            parts.append(f"p {why['p']:.2f}")
+        t.append(f"{pid} chosen: ", style=C_DIM)
+        t.append(", ".join(p for p in parts if p) + "\n", style=C_DIM)
+    return t
+
+
+def render_diff_tab(d: DesignDetail, against: int = 0) -> RenderableType:
+    """The diff against the first parent (``against=0``) or a merge design's second (1)."""
+    if against == 1 and d.second_parent_code is not None:
+        d = replace(
+            d,
+            parent_id=d.second_parent_id,
+            parent_code=d.second_parent_code,
+            parent_title=d.second_parent_title,
+            parent_score=d.second_parent_score,
+            second_parent_id=d.parent_id,
+        )
     if d.parent_code is None:
         return Group(
             Text(
@@ -115,6 +150,11 @@ def render_diff_tab(d: DesignDetail) -> RenderableType:
     head.append(f"{d.id}", style=f"bold {C_ACCENT}")
     head.append(f" {d.title}", style=C_DIM)
     head.append("\n")
+    if d.second_parent_id:
+        head.append(f"merge: diff against {d.parent_id}; ", style=C_INFO)
+        head.append("d", style=f"bold {C_ACCENT}")
+        head.append(f" diffs against {d.second_parent_id}\n", style=C_INFO)
+    head.append_text(chosen_line(d))
     body = render_diff(d.parent_code, d.code, f"{d.parent_id}/design.py", f"{d.id}/design.py")
     return Group(head, body)
 
@@ -301,11 +341,23 @@ class DetailViews:
     detail: DesignDetail
     header: RenderableType
     rendered: dict[str, RenderableType] = field(default_factory=dict)
+    diff_against: int = 0  # a merge design's Diff tab: 0 the first parent, 1 the second
 
     def tab(self, name: str) -> RenderableType:
         if name not in self.rendered:
-            self.rendered[name] = RENDERERS[name](self.detail)
+            if name == "diff":
+                self.rendered[name] = render_diff_tab(self.detail, self.diff_against)
+            else:
+                self.rendered[name] = RENDERERS[name](self.detail)
         return self.rendered[name]
+
+    def switch_diff_parent(self) -> bool:
+        """Diff against the other parent of a merge design; False for a one-parent design."""
+        if self.detail.second_parent_code is None:
+            return False
+        self.diff_against = 1 - self.diff_against
+        self.rendered.pop("diff", None)
+        return True
 
 
 def _width(content: RenderableType) -> int:
@@ -412,6 +464,21 @@ class DetailPane(Vertical):
         self.scores_stale = True
         if self._score_view_mounted and self.active == "scores":
             self.fill_scores()
+
+    def switch_diff_parent(self) -> str | None:
+        """Show the Diff tab against the other parent of a merge design; returns that parent's
+        id, or None when the design on screen has one parent."""
+        views = self.views
+        if views is None or not views.switch_diff_parent():
+            return None
+        self._shown.pop("diff", None)
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != "diff":
+            tabs.active = "diff"  # its activation fills it
+        else:
+            self.fill("diff")
+        d = views.detail
+        return d.second_parent_id if views.diff_against == 1 else d.parent_id
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
