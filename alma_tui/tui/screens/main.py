@@ -59,6 +59,7 @@ class MainScreen(Screen):
         self._pending: list[str] = []
         self._pause_requested: bool | None = None
         self._detail_timer: Timer | None = None
+        self._merge_selected = False  # is the selected design a merge (its footer shows `d`)
         self._had_selection = False
 
     def compose(self) -> ComposeResult:
@@ -191,7 +192,13 @@ class MainScreen(Screen):
             self._load_selected(event.design_id)
         else:
             self._detail_timer = self.set_timer(DETAIL_DEBOUNCE_S, partial(self._load_selected, event.design_id))
-        self.refresh_bindings()  # the footer's design keys follow the selection (d: merge designs only)
+        # the footer's design keys follow the selection (d: merge designs only); refreshing the
+        # footer on every cursor move cost ~50 ms a key in a large archive, so only on a change
+        row = self.archive_tree.row(event.design_id)
+        merge = row is not None and row.second_parent_id is not None
+        if first or merge != self._merge_selected:
+            self._merge_selected = merge
+            self.refresh_bindings()
 
     def _load_selected(self, design_id: str) -> None:
         self._detail_timer = None
