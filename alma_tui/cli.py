@@ -658,21 +658,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`alma-tui serve`: the watching app in browsers (textual-serve runs one `watch` per tab)."""
-    import shlex
-
     from alma_tui.store.db import db_path
+    from alma_tui.tui.serve import ServeUnavailable, serve
 
     repo = Path(args.repo).resolve()
     if not db_path(repo).exists():
         raise CliError(f"no alma-tui search found in {args.repo}; start one with `alma-tui run --repo {args.repo}`")
     ui_settings()  # a bad settings file: one line here, not a broken page
     try:
-        from textual_serve.server import Server
-    except ImportError as exc:
-        raise CliError("`alma-tui serve` needs textual-serve: pip install textual-serve") from exc
-    command = shlex.join([sys.executable, "-m", "alma_tui", "watch", "--repo", str(repo)])
-    server = Server(command, host=args.host, port=args.port, title=f"alma · {repo.name}", public_url=args.public_url)
-    server.serve()
+        serve(repo, args.host, args.port, args.public_url)
+    except ServeUnavailable as exc:
+        raise CliError(str(exc)) from exc
     return 0
 
 
