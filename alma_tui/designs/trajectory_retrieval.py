@@ -6,6 +6,10 @@ goal plus the first sentence of the initial observation (the setting, e.g. the
 kind of house). Before an episode the most similar stored key by embedding
 cosine is found and, if the similarity passes 0.3, that trajectory is returned.
 
+Like the reference it keeps every step (an earlier version cut episodes at 40 steps,
+which on TextWorld's 80-step quests dropped the step that finds the goal object); only
+each observation is shortened, to 300 characters.
+
 Fixes over the reference: when nothing passes the threshold it returns "" instead
 of crashing, and each key is embedded once at update time (queries are cached)
 instead of re-embedding every key on every call.
@@ -16,7 +20,6 @@ import math
 from alma_tui.design_api import Episode, MemoryDesign, Query
 
 THRESHOLD = 0.3
-MAX_STEPS_SHOWN = 40
 MAX_OBS_CHARS = 300
 
 
@@ -46,7 +49,7 @@ class TrajectoryRetrieval(MemoryDesign):
 
     def update(self, episode: Episode) -> None:
         lines = []
-        for step in episode.steps[:MAX_STEPS_SHOWN]:
+        for step in episode.steps:
             obs = " ".join(step.observation.split())[:MAX_OBS_CHARS]
             lines.append(f"{step.action} -> {obs}")
         outcome = "success" if episode.success else "failure"
