@@ -157,3 +157,15 @@ def test_a_textworld_merge_keeps_the_base_and_takes_what_the_donor_wins_with() -
     # a donor that wins no task gives only its richer store: the better parent's memory stays
     lean = gd.genome_from_code(_merge_child(donor, base, first_better=4, second_better=0))
     assert lean["store"] == "digest" and lean["sightings"] and not lean["map"] and lean["top_k"] == 3
+
+
+def test_a_merge_that_would_copy_a_parent_takes_a_change_instead() -> None:
+    # the search's d003 + d004 on textworld: the base holds the richer store and the donor wins
+    # no task, so the plain merge was the base again, rejected three times as its duplicate
+    base = {**gd.GENERIC_DEFAULT, "store": "digest"}
+    donor = {**gd.GENERIC_DEFAULT, "store": "episodes"}
+    code = _merge_child(base, donor, first_better=5, second_better=0)
+    child = gd.genome_from_code(code)
+    assert gd.normalise(child) not in (gd.normalise(dict(base)), gd.normalise(dict(donor)))
+    assert child["store"] == "digest" and "operators: " in code  # the base stays, plus one change
+    assert gd.is_generic(code)

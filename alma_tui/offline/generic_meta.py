@@ -324,8 +324,24 @@ def merge(sections: dict[str, str], seed: int) -> str:
                 child[key] = donor[key]
                 taken.append(f"{key}={donor[key]}")
     child = gd.normalise(child)
+    # a merge that adds nothing would duplicate a parent (the engine rejects it): like the
+    # household merge, it then also takes a change, the analysis' (skipping those the engine
+    # said were duplicates), else one the seed picks
+    hints = sections.get(S_USER_HINTS, "")
+    redo = len(re.findall(r"duplicated archived design", hints))
+    used: list[str] = []
+    if child in (gd.normalise(dict(base)), gd.normalise(dict(donor))) or redo:
+        rng = _rng("generic-merge", seed, first_code, second_code, hints)
+        ops = [op for text in _suggestions(sections.get(S_ANALYSIS, "")) for op in operators_for(text)[:1]]
+        ops = [op for op in dict.fromkeys(ops) if apply(op, child) != child][redo:]
+        if not ops:
+            ops = [op for op in OPERATORS if apply(op, child) != child]
+            rng.shuffle(ops)
+        if ops:
+            child, used = apply(ops[0], child), [ops[0]]
     title = gd.default_title(child)
     lineage = f"merge of {ids[b]} (base) and {ids[d]}; taken: {', '.join(taken) or 'nothing'}"
+    lineage += f"; operators: {', '.join(used)}" if used else ""
     return f"TITLE: {title}\n```python\n{gd.render(child, title, lineage)}```\n"
 
 
