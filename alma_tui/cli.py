@@ -597,9 +597,10 @@ def _run_with_tui(cfg: Any) -> int:
     refused = check_lineage_path(Path(cfg.repo))  # before the TUI writes its engine log into the repo
     if refused:
         raise CliError(refused)
+    from alma_tui.engine.config import transient_flags
     from alma_tui.tui.app import run_tui
 
-    return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg), **ui_settings())
+    return run_tui(Path(cfg.repo), engine_argv=engine_argv(cfg), continue_flags=transient_flags(cfg), **ui_settings())
 
 
 def ui_settings() -> dict[str, Any]:

@@ -53,8 +53,9 @@ def engine_capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(alma_tui.domains, "get_domain", lambda name: object())
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
 
-    def fake_run_tui(repo: Path, engine_argv: list[str] | None = None) -> int:
+    def fake_run_tui(repo: Path, engine_argv: list[str] | None = None, continue_flags: list[str] = ()) -> int:
         seen["engine_argv"] = engine_argv
+        seen["continue_flags"] = list(continue_flags)
         return 0
 
     monkeypatch.setattr(alma_tui.tui.app, "run_tui", fake_run_tui)
@@ -236,6 +237,25 @@ def test_a_resume_keeps_the_stored_settings_but_not_one_start_flags(tmp_path: Pa
     assert cfg.eval.protocol == "sequential" and cfg.eval.runs == 2
     assert not cfg.skip_model_check
     assert not cfg.allow_weak_sandbox  # running without OS isolation is decided at each start
+
+
+def test_one_start_flags_are_passed_on_to_the_apps_continue(tmp_path: Path, engine_capture: dict[str, Any]) -> None:
+    """The app's "continue" starts a new engine: without this start's one-time flags a search
+    started with --allow-weak-sandbox could not go on."""
+    from alma_tui.engine.config import transient_flags
+
+    engine_settings(["--repo", str(tmp_path / "t"), "--allow-weak-sandbox"], engine_capture, tui=True)
+    assert engine_capture["continue_flags"] == ["--allow-weak-sandbox"]  # `alma-tui run` hands them to the app
+
+    repo = tmp_path / "r"
+    plain = _resolve(["--repo", str(repo)]).config
+    assert transient_flags(plain) == []
+    cfg = _resolve(["--repo", str(repo), "--skip-model-check", "--allow-weak-sandbox"]).config
+    flags = transient_flags(cfg)
+    assert flags == ["--skip-model-check", "--allow-weak-sandbox"]
+    # and they parse back to the same one-time settings
+    again = _resolve(["--repo", str(repo), *flags]).config
+    assert again.skip_model_check and again.allow_weak_sandbox
 
 
 def test_eval_reads_only_the_settings_it_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

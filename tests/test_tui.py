@@ -906,7 +906,7 @@ async def test_continue_a_finished_search_from_the_app(repo: Path) -> None:
             super().__init__(repo, "import time; time.sleep(30)")
             started.append(argv)
 
-    app = make_app(repo)
+    app = make_app(repo, continue_flags=["--allow-weak-sandbox"])
     app.engine_factory = FakeEngine
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
@@ -920,7 +920,8 @@ async def test_continue_a_finished_search_from_the_app(repo: Path) -> None:
         dialog.query_one("#continue-budget").value = "2.5"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
-        assert started == [["run", "--headless", "--repo", str(app.repo), "--iterations", "14", "--budget-usd", "2.5"]]
+        argv = ["run", "--headless", "--repo", str(app.repo), "--iterations", "14", "--budget-usd", "2.5"]
+        assert started == [[*argv, "--allow-weak-sandbox"]]  # this start's one-time flags go on
         assert app.engine is not None and app.engine.running()
         app.engine.stop(timeout=2)
 

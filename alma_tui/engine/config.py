@@ -250,6 +250,23 @@ FLAGS: tuple[Flag, ...] = (
     ),
 )
 FLAG_BY_PATH = {f.path: f for f in FLAGS}
+
+
+def transient_flags(cfg: SearchConfig) -> list[str]:
+    """This start's one-time settings (:data:`TRANSIENT`) as flags, for an engine started later
+    on the same repo (the app's "continue"): a resume does not read them from the repo, so a
+    search started with ``--allow-weak-sandbox`` would otherwise not continue at all. Seed
+    designs only shape a new search, so they are left out."""
+    out: list[str] = []
+    for path in TRANSIENT:
+        flag = FLAG_BY_PATH.get(path)
+        value = getattr(cfg, path)
+        if flag is None or path == "seed_designs" or value in (None, False, SearchConfig.model_fields[path].default):
+            continue
+        out += [flag.flag] if value is True else [flag.flag, str(value)]
+    return out
+
+
 #: settings with no flag, on purpose (tuned in code, or derived); a test keeps this list honest
 INTERNAL = (
     "max_repairs",

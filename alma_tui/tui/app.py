@@ -20,7 +20,7 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,7 @@ class AlmaApp(App[int]):
         theme: str | None = None,
         deterministic: bool = False,
         attached_pid: int | None = None,
+        continue_flags: Sequence[str] = (),
     ) -> None:
         _freeze_startup_objects()
         super().__init__()
@@ -100,7 +101,9 @@ class AlmaApp(App[int]):
             self._keymap.update(env_keymap())
         except KeymapError as exc:
             self.setup_warnings.append(str(exc))
-        # how "continue" starts an engine (tests swap in a stand-in)
+        # how "continue" starts an engine (tests swap in a stand-in), and this start's one-time
+        # flags it passes on (--allow-weak-sandbox, --skip-model-check, the executor)
+        self.continue_flags = list(continue_flags)
         self.engine_factory: Callable[[Path, list[str]], EngineProcess] = EngineProcess
         self.store_updated: Signal[Update] = Signal(self, "store-updated")
         self.store: Store | None = None
@@ -319,7 +322,7 @@ class AlmaApp(App[int]):
         """Start an engine that resumes this search up to ``iterations`` in total (and, with
         ``budget_usd``, a raised budget): `alma-tui run --headless` with those two flags, all
         else from the settings stored in the repo. Quitting stops it as any engine the app started."""
-        argv = continue_argv(self.repo, iterations, budget_usd)
+        argv = continue_argv(self.repo, iterations, budget_usd) + self.continue_flags
         engine = self.engine_factory(self.repo, argv)
         try:
             engine.start()
