@@ -169,3 +169,27 @@ def test_a_merge_that_would_copy_a_parent_takes_a_change_instead() -> None:
     assert gd.normalise(child) not in (gd.normalise(dict(base)), gd.normalise(dict(donor)))
     assert child["store"] == "digest" and "operators: " in code  # the base stays, plus one change
     assert gd.is_generic(code)
+
+
+def test_memories_cut_at_the_budget_are_seen_and_the_budget_raised() -> None:
+    # a child of the no-memory seed returns whole episodes under the default 4,000 characters:
+    # an 80-step TextWorld episode fills that, and the step that found the goal is cut off
+    code = gd.render(gd.GENERIC_DEFAULT)
+    parent = _parent(code, "textworld")
+    long_memory = "Task: find the carrot and take it\n" + "\n".join(f"go east -> -= Room {i} =-" for i in range(300))
+    parent.episodes = [{**e, "memory": long_memory[: gd.GENERIC_DEFAULT["char_budget"]]} for e in parent.episodes]
+    analysis = json.loads(respond(prompts.analyze_messages(parent, Analysis.model_json_schema()), 0))
+    first = analysis["suggested_changes"][0]
+    assert "character budget" in first["what"] and "4/4 memories filled the 4000-character budget" in first["why"]
+    child = gd.genome_from_code(_child(parent))
+    assert child["char_budget"] == 8000 and child["store"] == "episodes"
+    # memories well under the budget call for no such change
+    short = _parent(code, "textworld")
+    analysis = json.loads(respond(prompts.analyze_messages(short, Analysis.model_json_schema()), 0))
+    assert all("character budget" not in c["what"] for c in analysis["suggested_changes"])
+
+
+def test_a_child_of_trajectory_retrieval_keeps_whole_episodes() -> None:
+    traj = (ROOT / "alma_tui" / "designs" / "trajectory_retrieval.py").read_text()
+    genome = gd.genome_from_code(traj)
+    assert genome["store"] == "episodes" and genome["char_budget"] == 12000  # nothing cut, as its parent

@@ -95,7 +95,8 @@ def is_generic(code: str) -> bool:
 def genome_from_code(code: str) -> Genome:
     """The genome of a generic design; for other code (the built-in baselines, household
     designs, hand-written ones) the closest start: nothing stored -> ``none``, else whole
-    episodes, top 1 (what trajectory retrieval does)."""
+    episodes, top 1, with the largest character budget (what trajectory retrieval does: it
+    returns a whole episode, and a child that cut it would lose its end)."""
     m = _MECHANISMS_RE.search(code or "")
     if m and is_generic(code):
         try:
@@ -111,7 +112,7 @@ def genome_from_code(code: str) -> Genome:
         or re.search(rf"def update\(self[^)]*\){body}(?:return(?: none)?|pass)\s*\n", low)
         or re.search(rf"def retrieve\(self[^)]*\){body}return (?:\"\"|'')\s*\n", low)
     )
-    return dict(GENERIC_NONE if stores_nothing else GENERIC_DEFAULT)
+    return dict(GENERIC_NONE) if stores_nothing else {**GENERIC_DEFAULT, "char_budget": _BOUNDS["char_budget"][1]}
 
 
 def describe(g: Genome) -> list[str]:

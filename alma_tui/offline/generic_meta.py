@@ -68,6 +68,7 @@ OPERATORS: dict[str, tuple[tuple[str, ...], str]] = {
     "success_only": (("successes only", "success only"), "Store successful episodes only"),
     "exact_first": (("same goal", "exact"), "Rank episodes of the same goal text first"),
     "more_steps": (("more steps", "truncat"), "Keep more steps of each episode"),
+    "larger_budget": (("character budget",), "Return more text: raise the character budget"),
 }
 
 
@@ -101,6 +102,8 @@ def apply(op: str, g: Genome) -> Genome:
         return {**g, "match": "exact_first"}
     if op == "more_steps":
         return {**g, "steps": min(120, g["steps"] + 40)}
+    if op == "larger_budget":
+        return {**g, "char_budget": min(12000, 2 * g["char_budget"])}
     return g
 
 
@@ -108,6 +111,10 @@ def operators_for(text: str) -> list[str]:
     """Operators a suggestion's text names, in the order of :data:`OPERATORS`."""
     low = (text or "").lower()
     return [op for op, (keys, what) in OPERATORS.items() if what.lower() in low or any(k in low for k in keys)]
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _classify(e: dict[str, Any]) -> str:
@@ -134,11 +141,20 @@ DESCRIBE = {
 }
 
 
-def _ranked_ops(counts: Counter[str], g: Genome) -> list[tuple[str, str]]:
-    """(operator, why) best first: what the log's failures call for, given the parent."""
+def _ranked_ops(counts: Counter[str], g: Genome, cut: int = 0) -> list[tuple[str, str]]:
+    """(operator, why) best first: what the log's failures call for, given the parent;
+    ``cut`` sampled memories filled the parent's character budget (their ends were lost)."""
     n = max(1, sum(counts.values()))
     fails = n - counts["success_with_memory"] - counts["success_without_memory"]
     out: list[tuple[str, str]] = []
+    if cut:  # seen in the log, not inferred: what came last in those memories never reached the agent
+        out.append(
+            (
+                "larger_budget",
+                f"{cut}/{n} memories filled the {g['char_budget']}-character budget, so their ends "
+                "(often the steps that reached the goal) were cut off",
+            )
+        )
     if g["store"] == "none":
         out.append(("store_episodes", f"the design stores nothing; {fails}/{n} sampled episodes failed exploring"))
     if g["store"] == "episodes":
@@ -187,6 +203,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
     g = gd.genome_from_code(sections.get(S_PARENT_CODE, ""))
     episodes = [e for e in ev.get("episodes", []) if isinstance(e, dict)]
     counts: Counter[str] = Counter(_classify(e) for e in episodes)
+    cut = sum(1 for e in episodes if _int(e.get("memory_chars")) >= 0.98 * g["char_budget"])
     assessments = []
     for e in episodes:
         cls = _classify(e)
@@ -206,7 +223,7 @@ def analyze(sections: dict[str, str], seed: int) -> dict[str, Any]:
         )
     n = max(1, len(episodes))
     summary = ", ".join(f"{DESCRIBE[k]} {v}" for k, v in counts.most_common()) or "none"
-    ranked = _ranked_ops(counts, g)
+    ranked = _ranked_ops(counts, g, cut)
     previous = sections.get(S_PREVIOUS_SUGGESTION, "")
     verdict = re.search(r"improve the score over the grandparent:\s*(yes|no|unknown)", previous)
     prev_ops = set(operators_for(previous.split("Did it improve")[0])) if previous else set()
