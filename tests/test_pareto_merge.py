@@ -154,7 +154,8 @@ def _shape(rows: list[dict]) -> list[tuple]:
     return [(r["id"], r["parents"], r["status"], r["score"], r["title"]) for r in rows]
 
 
-@pytest.mark.parametrize("mode", ["open-ended", "greedy", "pareto"])
+# greedy draws nothing (it takes the best), so open-ended and pareto cover the seeded draws
+@pytest.mark.parametrize("mode", ["open-ended", "pareto"])
 def test_a_resumed_search_makes_the_same_choices(tmp_path: Path, mode: str) -> None:
     # one child at a time: concurrent siblings race in duplicate detection (which one is written
     # first), which would make even two uninterrupted runs differ; selection itself never races
