@@ -274,6 +274,22 @@ def _parent_id(sections: dict[str, str]) -> str:
     return str(_load(sections.get(S_PARENT_EVALUATION, "")).get("design_id", "parent"))
 
 
+def _redo(hints: str) -> int:
+    """How many earlier drafts the engine said duplicated archived designs."""
+    return len(re.findall(r"duplicated archived design", hints))
+
+
+def _changes(sections: dict[str, str], g: Genome, rng: random.Random) -> list[str]:
+    """Operators that change ``g``, best first: the analysis' suggestions, minus as many as
+    earlier drafts duplicated archived designs; with none left, all of them in a seeded order."""
+    ops = [op for text in _suggestions(sections.get(S_ANALYSIS, "")) for op in operators_for(text)[:1]]
+    ops = [op for op in dict.fromkeys(ops) if apply(op, g) != g][_redo(sections.get(S_USER_HINTS, "")) :]
+    if not ops:
+        ops = [op for op in OPERATORS if apply(op, g) != g]
+        rng.shuffle(ops)
+    return ops
+
+
 def write(sections: dict[str, str], seed: int) -> str:
     """``TITLE: ...`` and the child module: the parent's genome with the analysis' first
     applicable change (its second, now and then, so siblings differ)."""
@@ -281,13 +297,7 @@ def write(sections: dict[str, str], seed: int) -> str:
     parent = gd.genome_from_code(parent_code)
     hints = sections.get(S_USER_HINTS, "")
     rng = _rng("generic-write", seed, parent_code, sections.get(S_ANALYSIS, ""), hints)
-    ops = [op for text in _suggestions(sections.get(S_ANALYSIS, "")) for op in operators_for(text)[:1]]
-    ops = [op for op in dict.fromkeys(ops) if apply(op, parent) != parent]
-    # the engine says earlier drafts duplicated archived designs: skip that many suggestions
-    ops = ops[len(re.findall(r"duplicated archived design", hints)) :]
-    if not ops:
-        ops = [op for op in OPERATORS if apply(op, parent) != parent]
-        rng.shuffle(ops)
+    ops = _changes(sections, parent, rng)
     if len(ops) > 1 and rng.random() < 0.25:
         ops = ops[1:]
     child, used = parent, []
@@ -345,15 +355,9 @@ def merge(sections: dict[str, str], seed: int) -> str:
     # household merge, it then also takes a change, the analysis' (skipping those the engine
     # said were duplicates), else one the seed picks
     hints = sections.get(S_USER_HINTS, "")
-    redo = len(re.findall(r"duplicated archived design", hints))
     used: list[str] = []
-    if child in (gd.normalise(dict(base)), gd.normalise(dict(donor))) or redo:
-        rng = _rng("generic-merge", seed, first_code, second_code, hints)
-        ops = [op for text in _suggestions(sections.get(S_ANALYSIS, "")) for op in operators_for(text)[:1]]
-        ops = [op for op in dict.fromkeys(ops) if apply(op, child) != child][redo:]
-        if not ops:
-            ops = [op for op in OPERATORS if apply(op, child) != child]
-            rng.shuffle(ops)
+    if child in (gd.normalise(dict(base)), gd.normalise(dict(donor))) or _redo(hints):
+        ops = _changes(sections, child, _rng("generic-merge", seed, first_code, second_code, hints))
         if ops:
             child, used = apply(ops[0], child), [ops[0]]
     title = gd.default_title(child)
